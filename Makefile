@@ -1,0 +1,52 @@
+# flmon: the two commands are `make demo` and `make test`; each sets up what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps venv demo test lint typecheck unit bench render clean
+
+setup: system-deps venv
+
+# Debian packages: Prometheus (with promtool), AlertManager (with amtool), Pushgateway.
+system-deps:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v prometheus-pushgateway >/dev/null; then \
+	  echo "installing $(DEB_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
+	fi
+	@# The Debian packages start their services; flmon starts its own on loopback ports.
+	@for s in prometheus prometheus-alertmanager prometheus-pushgateway; do \
+	  ($(SUDO) systemctl disable --now $$s >/dev/null 2>&1 || $(SUDO) service $$s stop >/dev/null 2>&1 || true); \
+	done
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/flmon demo $(DEMO_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check flmon tests examples benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+render: venv
+	$(VENV)/bin/flmon render --config examples/flmon.yaml --out .
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``flmon`` command line."""
