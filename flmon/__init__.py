@@ -28,7 +28,8 @@ _LAZY_FUNCS = {
 _LAZY_MODULES = {"flower", "keras", "catalog", "metrics", "exporter", "training", "logs"}
 
 if TYPE_CHECKING:
-    from flmon import flower, keras
+    from flmon import flower as flower
+    from flmon import keras as keras
     from flmon.exporter import start_exporter
     from flmon.logs import configure_logging
     from flmon.training import track_training

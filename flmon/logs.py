@@ -21,13 +21,15 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import IO, Any
 
 ECS_VERSION = "8.11.0"
 SERVICE_NAME = "flmon"
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _CONTEXT: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "flmon_log_context", default={}
+    "flmon_log_context", default=_EMPTY
 )
 _GLOBAL_CONTEXT: dict[str, Any] = {}
 _GLOBAL_LOCK = threading.Lock()

@@ -1,0 +1,152 @@
+"""``start_exporter``: serve ``/metrics`` and ``/healthz`` from an explicit registry.
+
+The server runs on a daemon thread and answers each request on its own thread
+(prometheus_client's ``ThreadingWSGIServer``). TLS is optional (certificate and key
+files); :mod:`flmon.webconfig` adds client authentication.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from flmon import registry_hub
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Authenticator = Callable[[dict[str, Any]], bool]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+def make_app(
+    registry: CollectorRegistry,
+    authenticate: Authenticator | None = None,
+    health: Callable[[], bool] | None = None,
+) -> WSGIApp:
+    """The WSGI application: ``/metrics``, ``/healthz`` and a small index page.
+
+    Parameters
+    ----------
+    registry
+        What ``/metrics`` exposes.
+    authenticate
+        Called with the WSGI environ of every request but ``/healthz``; a request it
+        refuses gets 401 with a ``WWW-Authenticate`` challenge.
+    health
+        Answers ``/healthz``: 200 ``ok`` when true, 503 otherwise. Always ok when omitted.
+    """
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/healthz":
+            healthy = True if health is None else bool(health())
+            status = "200 OK" if healthy else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n" if healthy else b"unhealthy\n"]
+        if authenticate is not None and not authenticate(environ):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain; charset=utf-8"),
+                 ("WWW-Authenticate", 'Basic realm="flmon"')],
+            )
+            return [b"unauthorized\n"]
+        if path == "/metrics":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [b'<html><body><h1>flmon</h1><a href="/metrics">metrics</a></body></html>\n']
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found\n"]
+
+    return app
+
+
+@dataclass
+class Exporter:
+    """A running exporter; ``close()`` stops it."""
+
+    server: ThreadingWSGIServer
+    thread: threading.Thread
+    addr: str
+    port: int
+    tls: bool
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        host = f"[{self.addr}]" if ":" in self.addr else self.addr
+        return f"{scheme}://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> Exporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_exporter(
+    port: int,
+    addr: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    client_cafile: str | None = None,
+    authenticate: Authenticator | None = None,
+    health: Callable[[], bool] | None = None,
+) -> Exporter:
+    """Serve ``registry`` on ``http(s)://addr:port/metrics`` from a daemon thread.
+
+    Parameters
+    ----------
+    port
+        TCP port; 0 picks a free one (read it back from ``Exporter.port``).
+    addr
+        Bind address. Loopback by default: bind ``0.0.0.0`` on purpose, in a pod.
+    registry
+        The registry to expose; flmon's default registry
+        (:func:`flmon.registry_hub.default_registry`) when omitted, where ``instrument``
+        and ``track_training`` record by default. Never ``prometheus_client.REGISTRY``
+        unless passed.
+    certfile, keyfile
+        PEM files: serve HTTPS with them (TLS 1.2 or newer).
+    client_cafile
+        Require client certificates signed by this CA (mutual TLS).
+    authenticate, health
+        See :func:`make_app`.
+    """
+    if registry is None:
+        registry = registry_hub.default_registry()
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("TLS needs both certfile and keyfile")
+    app = make_app(registry, authenticate=authenticate, health=health)
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    tls = certfile is not None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certfile=certfile, keyfile=keyfile)  # type: ignore[arg-type]
+        if client_cafile is not None:
+            context.load_verify_locations(cafile=client_cafile)
+            context.verify_mode = ssl.CERT_REQUIRED
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, name="flmon-exporter", daemon=True)
+    thread.start()
+    bound_port = int(server.server_address[1])
+    return Exporter(server=server, thread=thread, addr=addr, port=bound_port, tls=tls)

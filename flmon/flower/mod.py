@@ -1,0 +1,106 @@
+"""``telemetry_mod``: the ClientApp side of flmon.
+
+The mod times each train and evaluate call, reads the server round from the message's
+config, takes what ``track_training`` / ``FlmonCallback`` recorded during the call, and
+attaches it to the reply as a small ConfigRecord under ``flmon.telemetry``: numbers from
+an allow-list, nothing else. The app's own ArrayRecord and MetricRecord are left as
+they are, so the reply still passes every strategy's consistency check, and a server
+that is not instrumented simply ignores the extra record.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from collections.abc import Iterable
+
+from flwr.app import ConfigRecord, Context, Message, MessageType
+from flwr.clientapp.typing import ClientAppCallable
+
+from flmon import telemetry
+from flmon.training import LocalRecorder, default_recorder
+
+log = logging.getLogger("flmon.flower")
+
+_PHASES = {MessageType.TRAIN, MessageType.EVALUATE}
+ROUND_KEYS: tuple[str, ...] = ("server-round", "server_round", "round")
+
+
+def _round_of(msg: Message) -> int | None:
+    for record in msg.content.config_records.values():
+        for key in ROUND_KEYS:
+            value = record.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
+
+
+def _rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class TelemetryMod:
+    """A Flower mod that attaches flmon telemetry to train and evaluate replies.
+
+    Parameters
+    ----------
+    recorder
+        Where ``track_training`` and the Keras callback record; the process's default.
+    fields
+        Telemetry fields to send (a subset of :data:`flmon.telemetry.FIELDS`); all by
+        default. Leave out what a deployment does not want to share.
+    report_memory
+        Send the ClientApp process's peak resident memory.
+    """
+
+    def __init__(
+        self,
+        recorder: LocalRecorder | None = None,
+        fields: Iterable[str] | None = None,
+        report_memory: bool = True,
+    ) -> None:
+        allowed = {f.name for f in telemetry.FIELDS}
+        chosen = set(allowed if fields is None else fields)
+        unknown = chosen - allowed
+        if unknown:
+            raise ValueError(
+                f"unknown telemetry fields {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
+        self._recorder = recorder
+        self._fields = frozenset(chosen)
+        self._report_memory = report_memory
+
+    @property
+    def recorder(self) -> LocalRecorder:
+        return self._recorder if self._recorder is not None else default_recorder()
+
+    def __call__(self, msg: Message, ctx: Context, call_next: ClientAppCallable) -> Message:
+        if msg.metadata.message_type.split(".")[0] not in _PHASES:
+            return call_next(msg, ctx)
+        recorder = self.recorder
+        recorder.take()  # figures of an earlier message are not this one's
+        start = time.perf_counter()
+        reply = call_next(msg, ctx)
+        duration = time.perf_counter() - start
+        if reply.has_error() or not reply.has_content():
+            return reply
+        try:
+            values: dict[str, float | int | None] = dict(recorder.take())
+            values["duration_s"] = duration
+            values["round"] = _round_of(msg)
+            if self._report_memory:
+                values["rss_bytes"] = _rss_bytes()
+            record = telemetry.encode(
+                {k: v for k, v in values.items() if k in self._fields}
+            )
+            reply.content[telemetry.RECORD_KEY] = ConfigRecord(dict(record))
+        except Exception:
+            log.debug("could not attach telemetry", exc_info=True)
+        return reply
+
+
+telemetry_mod = TelemetryMod()
+"""The default mod: ``ClientApp(mods=[flmon.flower.telemetry_mod])``."""

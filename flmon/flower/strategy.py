@@ -1,0 +1,384 @@
+"""``instrument(strategy)``: the ServerApp side of flmon.
+
+``InstrumentedStrategy`` wraps any ``flwr.serverapp.strategy.Strategy`` (FedAvg, Krum,
+the DP wrappers...) the way Flower's own DP wrappers do: it is a Strategy, holds the
+wrapped one in ``.strategy``, and delegates every method. Around each call it records
+rounds, participation, failures, per-client telemetry, aggregated metrics, update
+anomaly indicators and the DP budget. What it records never raises into the strategy.
+
+Before aggregation it removes flmon's telemetry record from each reply and sets aside
+replies that would stop the run or poison the aggregate (see :mod:`.replies`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Result, Strategy
+
+from flmon import registry_hub, telemetry
+from flmon.flower.recorder import ServerRecorder
+from flmon.flower.replies import triage
+from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
+from flmon.logs import log_context, set_global_context
+from flmon.metrics import FlmonMetrics
+from flmon.push import Pusher
+from flmon.security.dp import read_dp
+from flmon.security.updates import (
+    DEFAULT_THRESHOLD,
+    MalformedUpdateError,
+    flatten_update,
+    round_stats,
+    sample_positions,
+)
+
+log = logging.getLogger("flmon.flower")
+
+EvaluateFn = Callable[[int, ArrayRecord], "MetricRecord | None"]
+
+
+def _array_bytes(record: ArrayRecord) -> int:
+    return sum(len(array.data) for array in record.values())
+
+
+def _content_bytes(msg: Message) -> int:
+    if msg.has_error() or not msg.has_content():
+        return 0
+    return sum(_array_bytes(rec) for rec in msg.content.array_records.values())
+
+
+def _flwr_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("flwr")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+class InstrumentedStrategy(Strategy):
+    """A Strategy that records ``fl_*`` metrics around a wrapped Strategy.
+
+    Parameters
+    ----------
+    strategy
+        The strategy to wrap; every method is delegated to it.
+    metrics
+        Collectors to record into. flmon's process-wide server metrics (in the default
+        registry served by ``start_exporter()``) when omitted.
+    max_client_labels
+        Distinct clients with a ``client`` label value of their own; later clients are
+        folded into ``client="_other"``.
+    client_identity, pseudonym_key
+        ``node_id``, ``pseudonym`` (keyed hash) or ``none``; see :class:`ClientLabeler`.
+    quarantine
+        Set aside replies that would end the run or poison the aggregate.
+    update_stats
+        Compute update norms, cosine similarities and anomaly scores.
+    update_sample_size
+        For huge models: use this many parameter positions (seeded per round).
+    anomaly_threshold
+        Anomaly score at which an update is counted and logged as anomalous.
+    pushgateway
+        ``host:port`` of a Pushgateway to push to at the end of each phase and of the
+        run; the ``FLMON_PUSHGATEWAY`` environment variable when omitted.
+    job, grouping_key
+        Pushgateway grouping.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        metrics: FlmonMetrics | None = None,
+        max_client_labels: int = DEFAULT_MAX_CLIENT_LABELS,
+        client_identity: ClientIdentity = "node_id",
+        pseudonym_key: bytes | str | None = None,
+        quarantine: bool = True,
+        update_stats: bool = True,
+        update_sample_size: int | None = None,
+        anomaly_threshold: float = DEFAULT_THRESHOLD,
+        pushgateway: str | None = None,
+        job: str = "flmon",
+        grouping_key: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(
+                f"instrument() needs a flwr.serverapp.strategy.Strategy, got {type(strategy)!r}"
+            )
+        if update_sample_size is not None and update_sample_size < 1:
+            raise ValueError("update_sample_size must be >= 1")
+        if not math.isfinite(anomaly_threshold) or anomaly_threshold <= 0:
+            raise ValueError("anomaly_threshold must be a positive number")
+        self.strategy = strategy
+        self.metrics = metrics if metrics is not None else registry_hub.server_metrics()
+        self.recorder = ServerRecorder(
+            self.metrics,
+            ClientLabeler(max_client_labels, client_identity, pseudonym_key),
+            anomaly_threshold,
+        )
+        self.quarantine = quarantine
+        self.update_stats = update_stats
+        self.update_sample_size = update_sample_size
+        gateway = pushgateway if pushgateway is not None else os.environ.get("FLMON_PUSHGATEWAY")
+        self.pusher: Pusher | None = None
+        if gateway:
+            errors = self.metrics.counter("fl_sink_errors_total").labels(sink="pushgateway")
+            self.pusher = Pusher(gateway, self.metrics.registry, job=job,
+                                 grouping_key=grouping_key, on_error=lambda _e: errors.inc())
+        self._round: int | None = None
+        self._round_start = 0.0
+        self._phase_start: dict[str, float] = {}
+        self._selected: dict[str, set[int]] = {}
+        self._sent_arrays: ArrayRecord | None = None
+
+    # -- delegation ------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found on the wrapper: read them from the
+        # wrapped strategy (fraction_train, weighted_by_key, privacy_spent...).
+        if name == "strategy":
+            raise AttributeError(name)
+        return getattr(self.strategy, name)
+
+    def __repr__(self) -> str:
+        return f"InstrumentedStrategy({self.strategy!r})"
+
+    def summary(self) -> None:
+        self.strategy.summary()
+
+    # -- safety ------------------------------------------------------------------------
+    def _safely(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return func(*args)
+        except Exception:
+            log.warning("flmon could not record %s", what, exc_info=True)
+            return None
+
+    def _push(self) -> None:
+        if self.pusher is not None:
+            self.pusher.request()
+
+    # -- rounds ------------------------------------------------------------------------
+    def _enter_round(self, server_round: int) -> None:
+        if self._round == server_round:
+            return
+        if self._round is not None:
+            self._complete_round()
+        self._round = server_round
+        self._round_start = time.perf_counter()
+        set_global_context(round=server_round)
+        self.recorder.round_started(server_round)
+
+    def _complete_round(self) -> None:
+        if self._round is None:
+            return
+        self.recorder.round_completed(time.perf_counter() - self._round_start)
+        self._round = None
+        self._push()
+
+    def _configure(
+        self,
+        phase: str,
+        server_round: int,
+        grid: Grid,
+        call: Callable[[], Iterable[Message]],
+    ) -> list[Message]:
+        if phase == "train":
+            self._safely("round start", self._enter_round, server_round)
+            self._safely("nodes", lambda: self.recorder.nodes_connected(
+                len(list(grid.get_node_ids()))))
+        self._phase_start[phase] = time.perf_counter()
+        messages = list(call())
+        self._selected[phase] = {m.metadata.dst_node_id for m in messages}
+        self._safely("configure", lambda: self.recorder.phase_configured(
+            phase, len(messages), sum(_content_bytes(m) for m in messages)))
+        return messages
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._sent_arrays = arrays
+        with log_context(round=server_round, phase="train"):
+            return self._configure("train", server_round, grid, lambda: self.strategy
+                                   .configure_train(server_round, arrays, config, grid))
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        with log_context(round=server_round, phase="evaluate"):
+            return self._configure("evaluate", server_round, grid, lambda: self.strategy
+                                   .configure_evaluate(server_round, arrays, config, grid))
+
+    # -- replies -------------------------------------------------------------------------
+    def _receive(self, phase: str, replies: Iterable[Message]) -> list[Message]:
+        """Record every reply and its telemetry; return the replies to aggregate."""
+        replies = list(replies)
+        rec = self.recorder
+        seen: set[int] = set()
+        for msg in replies:
+            node_id = msg.metadata.src_node_id
+            seen.add(node_id)
+            code = msg.error.code if msg.has_error() else None
+            self._safely("reply", rec.reply, phase, node_id, code, _content_bytes(msg))
+            if code is None and msg.has_content() and telemetry.RECORD_KEY in msg.content:
+                record = msg.content.pop(telemetry.RECORD_KEY)
+                self._safely("telemetry", rec.telemetry, phase, node_id, record)
+        for node_id in sorted(self._selected.get(phase, set()) - seen):
+            self._safely("no reply", rec.failure, phase, node_id, "no_reply")
+        if not self.quarantine:
+            kept = [m for m in replies if not m.has_error()]
+            errors = [m for m in replies if m.has_error()]
+        else:
+            expected = list(self._sent_arrays.keys()) if (
+                phase == "train" and self._sent_arrays is not None) else None
+            sorted_ = triage(replies, is_train=phase == "train", expected_array_keys=expected,
+                             weighted_by_key=getattr(self.strategy, "weighted_by_key", None))
+            for msg, reason in sorted_.quarantined:
+                node = msg.metadata.src_node_id
+                self._safely("quarantine", rec.quarantined, phase, node, reason)
+            kept, errors = sorted_.kept, sorted_.errors
+        weight_key = getattr(self.strategy, "weighted_by_key", "num-examples")
+        for msg in kept:
+            metrics = next(iter(msg.content.metric_records.values()), None)
+            if metrics is not None:
+                node = msg.metadata.src_node_id
+                self._safely("client metrics", rec.client_metrics, phase, node, metrics,
+                             weight_key)
+        if phase == "train" and self.update_stats and kept:
+            kept = self._update_signals(kept)
+        self._safely("phase", lambda: rec.phase_aggregated(
+            phase, len(kept), len(self._selected.get(phase, ())) - len(kept),
+            time.perf_counter() - self._phase_start.get(phase, time.perf_counter())))
+        return kept + errors
+
+    def _update_signals(self, kept: list[Message]) -> list[Message]:
+        """Compute update indicators; quarantine malformed arrays. Returns replies to keep."""
+        if self._sent_arrays is None:
+            return kept
+        try:
+            global_arrays = self._sent_arrays.to_numpy_ndarrays()
+        except Exception:
+            log.debug("global arrays not readable as numpy", exc_info=True)
+            return kept
+        total = int(sum(a.size for a in global_arrays))
+        positions = sample_positions(total, self.update_sample_size, seed=self._round or 0)
+        scale = math.sqrt(total / positions.size) if positions is not None else 1.0
+        updates: dict[int, Any] = {}
+        still: list[Message] = []
+        for msg in kept:
+            node = msg.metadata.src_node_id
+            try:
+                arrays = next(iter(msg.content.array_records.values())).to_numpy_ndarrays()
+                updates[node] = flatten_update(arrays, global_arrays, positions)
+            except (MalformedUpdateError, ValueError, TypeError):
+                if self.quarantine:
+                    self._safely("quarantine", self.recorder.quarantined, "train", node,
+                                 "malformed_arrays")
+                    continue
+            still.append(msg)
+        if updates:
+            stats = round_stats(updates, scale=scale)
+            median = float(np.median([s.norm for s in stats.values()]))
+            self._safely("update stats", lambda: self.recorder.update_stats(stats, median))
+        return still
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        with log_context(round=server_round, phase="train"):
+            to_aggregate = self._receive("train", replies)
+            rec = self.recorder
+            for msg in to_aggregate:
+                if not msg.has_error():
+                    node = msg.metadata.src_node_id
+                    self._safely("update", rec.model_update, node)
+            try:
+                arrays, metrics = self.strategy.aggregate_train(server_round, to_aggregate)
+            except Exception:
+                self._safely("aggregation failure", lambda: rec.aggregation_failed("train"))
+                self._push()
+                raise
+            if arrays is None:
+                self._safely("aggregation failure", lambda: rec.aggregation_failed("train"))
+            self._safely("aggregate", lambda: rec.aggregated("train", metrics))
+            self._safely("dp", self._record_dp)
+            self._push()
+            return arrays, metrics
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        with log_context(round=server_round, phase="evaluate"):
+            to_aggregate = self._receive("evaluate", replies)
+            try:
+                metrics = self.strategy.aggregate_evaluate(server_round, to_aggregate)
+            except Exception:
+                self._safely("aggregation failure",
+                             lambda: self.recorder.aggregation_failed("evaluate"))
+                raise
+            finally:
+                self._safely("round end", self._complete_round)
+            self._safely("aggregate", lambda: self.recorder.aggregated("evaluate", metrics))
+            return metrics
+
+    def _record_dp(self) -> None:
+        figures = read_dp(self.strategy)
+        if figures is not None:
+            self.recorder.dp(figures)
+
+    # -- the whole run -----------------------------------------------------------------
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: EvaluateFn | None = None,
+    ) -> Result:
+        """Run the wrapped strategy's federated loop, recording the run as a whole."""
+        run_id: int | str = "unknown"
+        try:
+            run_id = grid.run.run_id
+        except Exception:
+            log.debug("grid has no run id", exc_info=True)
+        set_global_context(run_id=run_id)
+        self._safely("run start", lambda: self.recorder.run_started(
+            run_id, type(self.strategy).__name__, _flwr_version(), num_rounds))
+        self._safely("dp", self._record_dp)
+        wrapped_fn = None
+        if evaluate_fn is not None:
+            inner = evaluate_fn
+
+            def wrapped_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+                result = inner(server_round, arrays)
+                self._safely("centralized", lambda: self.recorder.centralized(result))
+                return result
+
+        self._push()
+        error: BaseException | None = None
+        try:
+            return super().start(grid, initial_arrays, num_rounds, timeout, train_config,
+                                 evaluate_config, wrapped_fn)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._safely("round end", self._complete_round)
+            self._safely("run end", lambda: self.recorder.run_ended(error))
+            if self.pusher is not None:
+                self.pusher.close(timeout=5.0)
+
+
+def instrument(strategy: Strategy, **options: Any) -> InstrumentedStrategy:
+    """Wrap ``strategy`` so that it records ``fl_*`` metrics; see :class:`InstrumentedStrategy`."""
+    return InstrumentedStrategy(strategy, **options)

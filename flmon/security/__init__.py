@@ -1,0 +1,1 @@
+"""Security and privacy signals: poisoning indicators and differential-privacy budget."""
