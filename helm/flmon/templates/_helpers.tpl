@@ -1,0 +1,200 @@
+{{/*
+Chart name, truncated to 63 characters (a DNS label).
+*/}}
+{{- define "flmon.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release-chart, or the release name alone when it already contains the chart name.
+Truncated to 52 characters so that suffixed names ("-supernode", "-pushgateway") stay
+valid DNS labels.
+*/}}
+{{- define "flmon.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart label value: name-version.
+*/}}
+{{- define "flmon.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels (stable across upgrades).
+*/}}
+{{- define "flmon.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "flmon.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Common labels of every resource.
+*/}}
+{{- define "flmon.labels" -}}
+helm.sh/chart: {{ include "flmon.chart" . }}
+{{ include "flmon.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: flmon
+flmon.io/federation: {{ .Values.federation.name | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels of one component: common labels plus app.kubernetes.io/component.
+Call with (dict "ctx" $ "component" "superlink").
+*/}}
+{{- define "flmon.componentLabels" -}}
+{{ include "flmon.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Selector labels of one component. Call with (dict "ctx" $ "component" "superlink").
+*/}}
+{{- define "flmon.componentSelectorLabels" -}}
+{{ include "flmon.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Resource names of the components.
+*/}}
+{{- define "flmon.superlink.fullname" -}}
+{{- printf "%s-superlink" (include "flmon.fullname" .) }}
+{{- end }}
+{{- define "flmon.supernode.fullname" -}}
+{{- printf "%s-supernode" (include "flmon.fullname" .) }}
+{{- end }}
+{{- define "flmon.serverapp.fullname" -}}
+{{- printf "%s-serverapp-metrics" (include "flmon.fullname" .) }}
+{{- end }}
+{{- define "flmon.pushgateway.fullname" -}}
+{{- printf "%s-pushgateway" (include "flmon.fullname" .) }}
+{{- end }}
+
+{{/*
+Image reference: repository:tag, the tag defaulting to the chart's appVersion.
+Call with (dict "image" .Values.federation.image.server "ctx" $).
+*/}}
+{{- define "flmon.image" -}}
+{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/*
+SuperLink address (service:port) inside the cluster.
+*/}}
+{{- define "flmon.superlink.address" -}}
+{{- printf "%s.%s.svc:%d" (include "flmon.superlink.fullname" .) .Release.Namespace (int .Values.federation.superlink.port) }}
+{{- end }}
+
+{{/*
+Pushgateway address (host:port) for FLMON_PUSHGATEWAY: the chart's own, an external one,
+or empty.
+*/}}
+{{- define "flmon.pushgateway.address" -}}
+{{- if .Values.pushgateway.enabled }}
+{{- printf "%s.%s.svc:%d" (include "flmon.pushgateway.fullname" .) .Release.Namespace (int .Values.pushgateway.port) }}
+{{- else }}
+{{- .Values.pushgateway.address }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the Slack webhook URL.
+*/}}
+{{- define "flmon.slack.secretName" -}}
+{{- if .Values.slack.create }}
+{{- printf "%s-slack" (include "flmon.fullname" .) }}
+{{- else }}
+{{- .Values.slack.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/*
+Key of the Slack webhook URL in that Secret.
+*/}}
+{{- define "flmon.slack.secretKey" -}}
+{{- if .Values.slack.create }}webhook-url{{- else }}{{ .Values.slack.existingSecretKey }}{{- end }}
+{{- end }}
+
+{{/*
+Name and key of the Secret holding the Elasticsearch API key for Filebeat.
+*/}}
+{{- define "flmon.filebeat.secretName" -}}
+{{- if .Values.filebeat.create }}
+{{- printf "%s-elasticsearch" (include "flmon.fullname" .) }}
+{{- else }}
+{{- .Values.filebeat.existingSecret }}
+{{- end }}
+{{- end }}
+{{- define "flmon.filebeat.secretKey" -}}
+{{- if .Values.filebeat.create }}api-key{{- else }}{{ .Values.filebeat.existingSecretKey }}{{- end }}
+{{- end }}
+
+{{/*
+The volumes and mounts that keep the root filesystem read-only: /tmp is writable, and HOME
+and FLWR_HOME live in it.
+*/}}
+{{- define "flmon.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.federation.tmpSizeLimit }}
+{{- end }}
+{{- define "flmon.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+{{- define "flmon.flowerEnv" -}}
+- name: HOME
+  value: /tmp
+- name: FLWR_HOME
+  value: /tmp/.flwr
+- name: PYTHONUNBUFFERED
+  value: "1"
+{{- end }}
+
+{{/*
+Fail with a clear message when a required file rendered by `flmon render` is missing.
+Call with (dict "ctx" $ "path" "files/rules/flmon-rules.yaml").
+*/}}
+{{- define "flmon.requireFile" -}}
+{{- if not (.ctx.Files.Get .path) }}
+{{- fail (printf "%s is missing from the chart: run `flmon render` to write the rendered files into helm/flmon/files/" .path) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespace of the Alertmanager's Secrets: alertmanager.namespace or the release namespace.
+*/}}
+{{- define "flmon.alertmanager.namespace" -}}
+{{- default .Release.Namespace .Values.alertmanager.namespace }}
+{{- end }}
+
+{{/*
+Fail clearly when Slack is on but no webhook Secret is named (the schema says the same; this
+guard also holds when schema validation is skipped).
+*/}}
+{{- define "flmon.slack.validate" -}}
+{{- if .Values.slack.enabled }}
+{{- if and .Values.slack.create (not .Values.slack.webhookUrl) }}
+{{- fail "slack.create is true but slack.webhookUrl is empty: set the webhook URL, or use slack.existingSecret" }}
+{{- end }}
+{{- if and (not .Values.slack.create) (not .Values.slack.existingSecret) }}
+{{- fail "slack.enabled is true but no webhook Secret is set: set slack.existingSecret (a Secret holding the webhook URL under slack.existingSecretKey), or slack.create=true with slack.webhookUrl" }}
+{{- end }}
+{{- end }}
+{{- end }}
