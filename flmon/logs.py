@@ -204,6 +204,7 @@ def configure_logging(
     file: str | None = None,
     capture_flwr: bool = True,
     logger_name: str = "",
+    quiet: tuple[str, ...] = ("httpx", "httpcore", "urllib3", "grpc"),
     service_name: str = SERVICE_NAME,
     **context: Any,
 ) -> logging.Handler:
@@ -220,6 +221,9 @@ def configure_logging(
         JSON too (Flower otherwise prints its own console format).
     logger_name
         Logger to configure; the root logger by default.
+    quiet
+        Chatty libraries whose records below WARNING are dropped (Flower's HTTP client
+        logs every request it makes, log uploads included).
     service_name
         ``service.name`` of every record.
     **context
@@ -243,6 +247,8 @@ def configure_logging(
     handler.setFormatter(EcsFormatter(service_name))
     handler.addFilter(_RedactingFilter())
 
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)
     target = logging.getLogger(logger_name)
     target.addHandler(handler)
     target.setLevel(level)

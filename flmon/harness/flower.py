@@ -1,0 +1,207 @@
+"""A real Flower federation on loopback: one SuperLink, N SuperNodes, ``flwr run``.
+
+Flower 1.42's SuperLink serves its Runtime, Control and Fleet APIs on one HTTP port
+(``--host``/``--port``); each SuperNode needs a port of its own for its Runtime API.
+``flwr run APP CONNECTION`` reads the connection from ``$FLWR_HOME/config.toml``, which
+the harness writes into its work directory, so nothing outside it is touched. The
+SuperLink starts each run's ServerApp in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from flmon.harness.ports import LOOPBACK, free_port, wait_listening
+from flmon.harness.process import ManagedProcess, ProcessError
+
+ConfigValue = int | float | str | bool
+NodeConfig = Callable[[int, int], Mapping[str, ConfigValue]]
+CONNECTION = "flmon-local"
+
+
+def _bin(name: str) -> str:
+    """The Flower program next to this interpreter (the venv's), else on PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def format_config(values: Mapping[str, ConfigValue]) -> str:
+    """``key=value`` pairs as Flower's ``--node-config`` / ``--run-config`` expect (TOML)."""
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        else:
+            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            text = f'"{escaped}"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def default_node_config(index: int, count: int) -> Mapping[str, ConfigValue]:
+    return {"partition-id": index, "num-partitions": count}
+
+
+@dataclass
+class RunResult:
+    """What ``flwr run --stream`` returned."""
+
+    returncode: int
+    output: str
+    seconds: float
+
+
+class FlowerFederation:
+    """SuperLink and SuperNodes as real processes on ``127.0.0.1``.
+
+    Parameters
+    ----------
+    num_supernodes
+        How many SuperNodes to start.
+    node_config
+        ``(index, count) -> mapping`` giving each SuperNode's ``--node-config``;
+        ``partition-id`` and ``num-partitions`` by default.
+    workdir
+        Where logs and ``FLWR_HOME`` go; a temporary directory (removed on stop) when
+        omitted.
+    env
+        Extra environment for every process (e.g. ``FLMON_PUSHGATEWAY``).
+    """
+
+    def __init__(
+        self,
+        num_supernodes: int = 3,
+        node_config: NodeConfig = default_node_config,
+        workdir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if num_supernodes < 1:
+            raise ValueError("num_supernodes must be >= 1")
+        self.num_supernodes = num_supernodes
+        self.node_config = node_config
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="flmon-flower-"))
+        self.flwr_home = self.workdir / "flwr-home"
+        self.env = {**os.environ, "FLWR_HOME": str(self.flwr_home), **(env or {})}
+        # The SuperLink and SuperNodes start Flower's other programs (flower-superexec,
+        # flwr-serverapp...) by name: the interpreter's bin directory goes first.
+        bindir = str(Path(sys.executable).parent)
+        self.env["PATH"] = os.pathsep.join([bindir, self.env.get("PATH", "")])
+        # Flower's own telemetry would try to reach the internet.
+        self.env.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+        self.superlink_port = 0
+        self.superlink: ManagedProcess | None = None
+        self.supernodes: list[ManagedProcess] = []
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.superlink_port}"
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> FlowerFederation:
+        self.flwr_home.mkdir(parents=True, exist_ok=True)
+        self.superlink_port = free_port()
+        self.superlink = ManagedProcess(
+            "superlink",
+            [_bin("flower-superlink"), "--insecure", "--host", LOOPBACK,
+             "--port", str(self.superlink_port),
+             # Apps run in this interpreter's environment, where flmon is installed.
+             "--disable-runtime-dependency-installation"],
+            self.workdir / "superlink.log", env=self.env, cwd=self.workdir,
+        ).start()
+        try:
+            self._wait(self.superlink, self.superlink_port, timeout)
+            (self.flwr_home / "config.toml").write_text(
+                f'[superlink]\ndefault = "{CONNECTION}"\n\n'
+                f'[superlink.{CONNECTION}]\naddress = "{self.address}"\ninsecure = true\n'
+            )
+            for index in range(self.num_supernodes):
+                self.supernodes.append(self._start_supernode(index))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait(self, proc: ManagedProcess, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc.check_running()
+            try:
+                wait_listening(port, timeout=0.5)
+                return
+            except TimeoutError:
+                continue
+        raise ProcessError(f"{proc.name} did not listen on {port}:\n{proc.log_tail()}")
+
+    def _start_supernode(self, index: int) -> ManagedProcess:
+        port = free_port()
+        config = format_config(self.node_config(index, self.num_supernodes))
+        proc = ManagedProcess(
+            f"supernode-{index}",
+            [_bin("flower-supernode"), "--insecure", "--superlink", self.address,
+             "--host", LOOPBACK, "--port", str(port), "--node-config", config],
+            self.workdir / f"supernode-{index}.log", env=self.env, cwd=self.workdir,
+        ).start()
+        self._wait(proc, port, 60.0)
+        return proc
+
+    def kill_supernode(self, index: int) -> None:
+        """Kill SuperNode ``index`` at once (SIGKILL), as a crashed host would."""
+        self.supernodes[index].kill()
+
+    def stop(self) -> None:
+        for proc in reversed(self.supernodes):
+            proc.stop(timeout=10)
+        if self.superlink is not None:
+            self.superlink.stop(timeout=10)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> FlowerFederation:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- runs --------------------------------------------------------------------------
+    def run(
+        self,
+        app_dir: Path,
+        run_config: Mapping[str, ConfigValue] | None = None,
+        timeout: float = 600.0,
+        extra_args: Sequence[str] = (),
+    ) -> RunResult:
+        """``flwr run APP CONNECTION --stream``: submit a run and wait for its end."""
+        argv = [_bin("flwr"), "run", str(Path(app_dir).resolve()), CONNECTION, "--stream",
+                *extra_args]
+        if run_config:
+            argv += ["--run-config", format_config(run_config)]
+        start = time.monotonic()
+        completed = subprocess.run(
+            argv, env=self.env, cwd=self.workdir, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+        output = completed.stdout + completed.stderr
+        (self.workdir / "flwr-run.log").open("a").write(output)
+        return RunResult(completed.returncode, output, time.monotonic() - start)
+
+    def logs(self) -> str:
+        """Tails of every process log, for failure messages."""
+        procs = [p for p in [self.superlink, *self.supernodes] if p is not None]
+        return "\n".join(f"--- {p.name}\n{p.log_tail(40)}" for p in procs)

@@ -1,0 +1,1 @@
+"""A tiny numpy federation instrumented with flmon."""

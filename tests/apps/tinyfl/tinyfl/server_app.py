@@ -1,0 +1,48 @@
+"""ServerApp: FedAvg wrapped by flmon, /metrics served, state pushed to a Pushgateway."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flwr.app import ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+
+import flmon
+from flmon.flower import instrument
+from tinyfl.task import initial_weights
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = context.run_config
+    flmon.configure_logging(run_id=grid.run.run_id)
+    exporter = flmon.start_exporter(port=int(cfg["exporter-port"]))
+    strategy = instrument(
+        FedAvg(fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
+               min_available_nodes=1),
+        pushgateway=str(cfg["pushgateway"]) or None,
+        max_client_labels=int(cfg["max-client-labels"]),
+    )
+    try:
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(initial_weights()),
+            num_rounds=int(cfg["num-server-rounds"]),
+            timeout=60,
+        )
+    finally:
+        exporter.close()
+    summary_path = str(cfg["summary-path"])
+    if summary_path:
+        summary = {
+            "run_id": grid.run.run_id,
+            "train_rounds": sorted(result.train_metrics_clientapp),
+            "evaluate_rounds": sorted(result.evaluate_metrics_clientapp),
+            "train_metrics": {str(k): dict(v) for k, v in
+                              result.train_metrics_clientapp.items()},
+        }
+        Path(summary_path).write_text(json.dumps(summary))
