@@ -10,10 +10,12 @@ that needs them.
 * :mod:`flmon.sinks.datadog`: DogStatsD, mirroring a Prometheus registry.
 * :mod:`flmon.sinks.elasticsearch`: a ``logging.Handler`` shipping ECS documents in bulk.
 * :mod:`flmon.sinks.slack`: run lifecycle notifications through an incoming webhook.
+* :func:`build_sinks`: the enabled sinks, from the environment or keyword arguments.
 """
 
 from __future__ import annotations
 
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
+from flmon.sinks.factory import Sinks, build_sinks
 
-__all__ = ["QueueSettings", "QueueSink", "SendResult"]
+__all__ = ["QueueSettings", "QueueSink", "SendResult", "Sinks", "build_sinks"]
