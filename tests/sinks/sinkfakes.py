@@ -24,6 +24,12 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 
 
+def count(metrics: Any, name: str, sink: str) -> float:
+    """Current value of the counter ``name{sink=...}`` in a ``FlmonMetrics``."""
+    sample = metrics.registry.get_sample_value(name, {"sink": sink})
+    return 0.0 if sample is None else float(sample)
+
+
 def closed_port() -> int:
     """A TCP/UDP port number with nothing listening on it (bound, read back, released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
