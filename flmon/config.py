@@ -125,7 +125,7 @@ class LiveScrape(_Model):
     """The ServerApp's ``/metrics`` exporter, scraped while a run is in progress."""
 
     enabled: bool = True
-    job: JobName = "flmon-live"
+    job: JobName = "flmon-exporter"
     targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9464"], min_length=1)
 
 

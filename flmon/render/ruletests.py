@@ -146,7 +146,7 @@ def _accuracy(b: _Builder, threshold: float) -> None:
     key = {**b.base}
     low_value = round(max(0.0, threshold - 0.05), 4)
     if threshold > 0:
-        pending = [(0, [])] if b.for_min > 0 else []
+        pending: list[tuple[int, list[dict[str, Any]]]] = [(0, [])] if b.for_min > 0 else []
         b.case(f"accuracy {_fmt(low_value)} is below {_fmt(threshold)}",
                [_series("fl_training_accuracy", key, _const(_fmt(low_value), n))],
                [*pending, (fire_at, [b.expected(key, low_value)])])

@@ -1,0 +1,218 @@
+"""Datadog outputs: the Agent's OpenMetrics check, one monitor per alert, a dashboard.
+
+Datadog names the metrics of the OpenMetrics check (latest mode) ``<namespace>.<name>``;
+counters lose ``_total`` and gain ``.count``. Monitor JSON cannot hold comments: the
+generated-file note ends each monitor's message and is the dashboard's description.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flmon import catalog
+from flmon.config import FlmonConfig, duration_seconds
+from flmon.render.rules import AlertRule, alert_rules
+from flmon.render.templating import HEADER, dump_json, render_template
+
+_WINDOWS: tuple[tuple[int, str], ...] = (
+    (60, "1m"), (300, "5m"), (600, "10m"), (900, "15m"), (1800, "30m"), (3600, "1h"),
+    (7200, "2h"), (14400, "4h"), (86400, "1d"), (172800, "2d"), (604800, "1w"),
+)
+_PRIORITY = {"critical": 1, "warning": 3, "info": 5}
+
+
+def dd_metric(cfg: FlmonConfig, name: str, part: str = "") -> str:
+    """The Datadog name of catalog metric ``name`` (``part``: bucket/sum/count of histograms)."""
+    spec = catalog.get(name)
+    ns = cfg.datadog.namespace
+    if spec.type == "counter":
+        return f"{ns}.{name.removesuffix('_total')}.count"
+    if spec.type == "histogram":
+        return f"{ns}.{name}.{part or 'count'}"
+    return f"{ns}.{name}"
+
+
+def dd_window(duration: str, minimum: int = 300) -> str:
+    """The smallest Datadog evaluation window of at least ``duration`` (and ``minimum`` s)."""
+    seconds = max(duration_seconds(duration), minimum)
+    for size, text in _WINDOWS:
+        if size >= seconds:
+            return text
+    return _WINDOWS[-1][1]
+
+
+def _queries(cfg: FlmonConfig) -> dict[str, tuple[str, str, float]]:
+    """``{alert: (monitor type, query, critical threshold)}``."""
+    a = cfg.alerts
+    f = f"{{federation:{cfg.federation.name}}}"
+
+    def m(name: str) -> str:
+        return dd_metric(cfg, name)
+
+    def thr(name: str) -> float:
+        value = a.get(name).threshold
+        assert value is not None
+        return value
+
+    def win(name: str) -> str:
+        settings = a.get(name)
+        return dd_window(settings.window or settings.for_)
+
+    def num(value: float) -> str:
+        return f"{value:g}"
+
+    acc_w = dd_window(a.FLLowTrainingAccuracy.for_)
+    stall_w = dd_window(f"{int(thr('FLRoundStalled'))}s")
+    drop_w = dd_window(a.FLModelAccuracyDropped.for_)
+    ratio = f"max:{m('fl_dp_epsilon_spent')}{f} / max:{m('fl_dp_epsilon_budget')}{f}"
+    return {
+        "FLLowTrainingAccuracy": (
+            "query alert", f"max(last_{acc_w}):max:{m('fl_training_accuracy')}{f} < "
+            f"{num(thr('FLLowTrainingAccuracy'))}", thr("FLLowTrainingAccuracy")),
+        "FLModelAccuracyDropped": (
+            "query alert", f"max(last_{drop_w}):max:{m('fl_training_accuracy')}{f} < "
+            f"{num(thr('FLModelAccuracyDropped'))}", thr("FLModelAccuracyDropped")),
+        "FLNoModelUpdates": (
+            "query alert", f"sum(last_{win('FLNoModelUpdates')}):"
+            f"sum:{m('fl_model_updates_total')}{f}.as_count() < 1", 1.0),
+        "FLClientDropout": (
+            "query alert", f"sum(last_{win('FLClientDropout')}):"
+            f"sum:{m('fl_client_failures_total')}{f} by {{client}}.as_count() >= "
+            f"{num(thr('FLClientDropout'))}", thr("FLClientDropout")),
+        "FLRoundStalled": (
+            "query alert", f"min(last_{stall_w}):"
+            f"min:{m('fl_round_in_progress')}{f} >= 1", 1.0),
+        "FLClientUpdateAnomaly": (
+            "query alert", f"max(last_5m):max:{m('fl_client_anomaly_score')}{f} by {{client}} "
+            f"> {num(thr('FLClientUpdateAnomaly'))}", thr("FLClientUpdateAnomaly")),
+        "FLPrivacyBudgetNearlyExhausted": (
+            "query alert", f"max(last_5m):{ratio} >= "
+            f"{num(thr('FLPrivacyBudgetNearlyExhausted'))}",
+            thr("FLPrivacyBudgetNearlyExhausted")),
+        "FLPrivacyBudgetExhausted": ("query alert", f"max(last_5m):{ratio} >= 1", 1.0),
+        "FLTelemetryRejected": (
+            "query alert", f"sum(last_{win('FLTelemetryRejected')}):"
+            f"sum:{m('fl_telemetry_rejected_total')}{f} by {{reason}}.as_count() > "
+            f"{num(thr('FLTelemetryRejected'))}", thr("FLTelemetryRejected")),
+        "FLExporterDown": (
+            "service check", f'"openmetrics.health".over("federation:{cfg.federation.name}")'
+            f'.by("endpoint").last(2).count_by_status()', 1.0),
+    }
+
+
+def _message(cfg: FlmonConfig, rule: AlertRule) -> str:
+    per_client = rule.alert in {"FLClientDropout", "FLClientUpdateAnomaly"}
+    who = " (client {{client.name}})" if per_client else ""
+    lines = [
+        f"{{{{#is_alert}}}}{rule.summary} in federation {cfg.federation.name}{who}."
+        f"{{{{/is_alert}}}}",
+        f"{{{{#is_recovery}}}}Recovered: {rule.summary.lower()} in federation "
+        f"{cfg.federation.name}{who}.{{{{/is_recovery}}}}",
+        "",
+        f"Severity: {rule.severity}. Team: {rule.team}. Value: {{{{value}}}}.",
+        f"Runbook: {rule.runbook_url}",
+    ]
+    if cfg.datadog.notify:
+        lines += ["", " ".join(cfg.datadog.notify)]
+    lines += ["", f"({HEADER})"]
+    return "\n".join(lines)
+
+
+def monitors(cfg: FlmonConfig) -> dict[str, dict[str, Any]]:
+    """``{alert name: monitor}`` for every enabled alert."""
+    queries = _queries(cfg)
+    fed = cfg.federation.name
+    out: dict[str, dict[str, Any]] = {}
+    for rule in alert_rules(cfg):
+        kind, query, critical = queries[rule.alert]
+        options: dict[str, Any] = {
+            "thresholds": {"critical": critical},
+            "notify_no_data": False,
+            "notify_audit": False,
+            "include_tags": True,
+            "require_full_window": False,
+            "renotify_interval": 240,
+        }
+        if kind == "service check":
+            options["thresholds"] = {"critical": 1, "warning": 1, "ok": 1}
+        out[rule.alert] = {
+            "name": f"[flmon] {rule.alert} ({fed})",
+            "type": kind,
+            "query": query,
+            "message": _message(cfg, rule),
+            "tags": sorted({f"federation:{fed}", f"severity:{rule.severity}",
+                            f"team:{rule.team}", f"alertname:{rule.alert.lower()}",
+                            "managed_by:flmon", *cfg.datadog.tags}),
+            "priority": _PRIORITY[rule.severity],
+            "options": options,
+        }
+    return out
+
+
+def _widget(title: str, queries: list[str], unit_note: str = "") -> dict[str, Any]:
+    return {"definition": {
+        "type": "timeseries",
+        "title": title + (f" ({unit_note})" if unit_note else ""),
+        "show_legend": True,
+        "requests": [{"q": q, "display_type": "line"} for q in queries],
+    }}
+
+
+def dashboard(cfg: FlmonConfig) -> dict[str, Any]:
+    """The Datadog dashboard (``POST /api/v1/dashboard``)."""
+    fed = cfg.federation.name
+    t = "{$federation}"
+
+    def m(name: str, part: str = "") -> str:
+        return dd_metric(cfg, name, part)
+
+    widgets = [
+        _widget("Training and evaluation accuracy",
+                [f"max:{m('fl_training_accuracy')}{t}", f"max:{m('fl_evaluation_accuracy')}{t}"],
+                "ratio 0..1"),
+        _widget("Training and evaluation loss",
+                [f"max:{m('fl_training_loss')}{t}", f"max:{m('fl_evaluation_loss')}{t}"]),
+        _widget("Current round and rounds completed",
+                [f"max:{m('fl_current_round')}{t}",
+                 f"sum:{m('fl_rounds_completed_total')}{t}.as_count()"]),
+        _widget("Clients selected, replied, failed",
+                [f"max:{m('fl_clients_selected')}{t} by {{phase}}",
+                 f"max:{m('fl_clients_replied')}{t} by {{phase}}",
+                 f"max:{m('fl_clients_failed')}{t} by {{phase}}"]),
+        _widget("Client failures", [f"sum:{m('fl_client_failures_total')}{t} by "
+                                    "{client}.as_count()"]),
+        _widget("Model updates", [f"sum:{m('fl_model_updates_total')}{t}.as_count()"]),
+        _widget("Anomaly score per client",
+                [f"max:{m('fl_client_anomaly_score')}{t} by {{client}}"]),
+        _widget("Epsilon spent and budget",
+                [f"max:{m('fl_dp_epsilon_spent')}{t}", f"max:{m('fl_dp_epsilon_budget')}{t}"]),
+        _widget("Telemetry rejected",
+                [f"sum:{m('fl_telemetry_rejected_total')}{t} by {{reason}}.as_count()"]),
+        _widget("Round duration",
+                [f"sum:{m('fl_round_duration_seconds', 'sum')}{t}.as_count() / "
+                 f"sum:{m('fl_round_duration_seconds', 'count')}{t}.as_count()"], "seconds"),
+    ]
+    return {
+        "description": f"{HEADER}. Federation {fed}.",
+        "title": f"flmon / {fed}",
+        "layout_type": "ordered",
+        "reflow_type": "auto",
+        "notify_list": [],
+        "template_variables": [{"name": "federation", "prefix": "federation",
+                                "available_values": [], "default": fed}],
+        "widgets": widgets,
+    }
+
+
+def render_datadog(cfg: FlmonConfig) -> dict[str, str]:
+    """``{relative path: text}`` of the Datadog outputs."""
+    out = {
+        "datadog/conf.yaml": render_template(
+            "datadog/conf.yaml", federation=cfg.federation.name,
+            endpoint=cfg.datadog.openmetrics_endpoint, namespace=cfg.datadog.namespace,
+            tags=sorted({f"federation:{cfg.federation.name}", *cfg.datadog.tags})),
+        "datadog/dashboard.json": dump_json(dashboard(cfg)),
+    }
+    for name, monitor in monitors(cfg).items():
+        out[f"datadog/monitors/{name}.json"] = dump_json(monitor)
+    return out

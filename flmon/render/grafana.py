@@ -1,0 +1,320 @@
+"""Grafana dashboards: federation overview, clients, security and privacy.
+
+Every panel reads a ``datasource`` template variable, has a unit, and queries only catalog
+metrics or flmon's recording rules; rate queries use ``$__rate_interval``. Uids are
+stable (``flmon-<federation>-<name>``), so links and Slack messages keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flmon.config import FlmonConfig
+from flmon.render import rules as r
+from flmon.render.templating import HEADER, dump_json
+
+SCHEMA_VERSION = 39
+DASHBOARDS: tuple[str, ...] = ("overview", "clients", "security")
+_DS = {"type": "prometheus", "uid": "${datasource}"}
+_TITLES = {
+    "overview": "Federation overview",
+    "clients": "Clients",
+    "security": "Security and privacy",
+}
+
+
+def dashboard_uid(cfg: FlmonConfig, name: str) -> str:
+    """Stable uid of dashboard ``name`` (at most 40 characters)."""
+    return f"flmon-{cfg.federation.name}-{name}"[:40]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One panel query."""
+
+    expr: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel: a stat (small) or a time series (wide)."""
+
+    title: str
+    unit: str
+    queries: tuple[Query, ...]
+    description: str
+    kind: str = "timeseries"
+    max: float | None = None
+
+
+def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
+    s = r.selector(cfg)
+    sc = r.selector(cfg, 'client=~"$client"')
+    fed = f'{{federation="{cfg.federation.name}"}}'
+    ri = "$__rate_interval"
+    if name == "overview":
+        return [
+            Panel("Run active", "bool_yes_no", (Query(f"max(fl_run_active{s})", "active"),),
+                  "1 while a run is in progress.", "stat"),
+            Panel("Current round", "none", (Query(f"max(fl_current_round{s})", "round"),
+                                            Query(f"max(fl_rounds_planned{s})", "planned")),
+                  "Round in progress or last completed, and rounds planned.", "stat"),
+            Panel("Training accuracy", "percentunit",
+                  (Query(f"max(fl_training_accuracy{s})", "accuracy"),),
+                  "Aggregated training accuracy of the last round.", "stat", 1.0),
+            Panel("Nodes connected", "none", (Query(f"max(fl_nodes_connected{s})", "nodes"),),
+                  "Nodes the SuperLink reported as connected.", "stat"),
+            Panel("Accuracy", "percentunit",
+                  (Query(f"max by (job) (fl_training_accuracy{s})", "training {{job}}"),
+                   Query(f"max by (job) (fl_evaluation_accuracy{s})", "evaluation {{job}}"),
+                   Query(f"max by (job) (fl_centralized_accuracy{s})", "centralized {{job}}")),
+                  "Aggregated accuracy per round (the alert lines are "
+                  f"{r.percent(cfg.alerts.FLLowTrainingAccuracy.threshold or 0)} and "
+                  f"{r.percent(cfg.alerts.FLModelAccuracyDropped.threshold or 0)}).", max=1.0),
+            Panel("Loss", "none",
+                  (Query(f"max by (job) (fl_training_loss{s})", "training {{job}}"),
+                   Query(f"max by (job) (fl_evaluation_loss{s})", "evaluation {{job}}"),
+                   Query(f"max by (job) (fl_centralized_loss{s})", "centralized {{job}}")),
+                  "Aggregated loss per round."),
+            Panel("Rounds per hour", "short",
+                  (Query(f"sum by (job) (rate(fl_rounds_completed_total{s}[{ri}])) * 3600",
+                         "{{job}}"),),
+                  "Rounds completed per hour."),
+            Panel("Round duration", "s",
+                  (Query("histogram_quantile(0.5, sum by (le) "
+                         f"(rate(fl_round_duration_seconds_bucket{s}[{ri}])))", "p50"),
+                   Query("histogram_quantile(0.9, sum by (le) "
+                         f"(rate(fl_round_duration_seconds_bucket{s}[{ri}])))", "p90"),
+                   Query(f"max by (phase) (fl_round_phase_duration_seconds{s})",
+                         "last {{phase}} phase")),
+                  "Wall time of rounds and of the last round's phases."),
+            Panel("Clients per phase", "none",
+                  (Query(f"max by (phase) (fl_clients_selected{s})", "selected {{phase}}"),
+                   Query(f"max by (phase) (fl_clients_replied{s})", "replied {{phase}}"),
+                   Query(f"max by (phase) (fl_clients_failed{s})", "failed {{phase}}")),
+                  "Clients sampled, replying and failing in the last round's phases."),
+            Panel("Failed client ratio", "percentunit",
+                  (Query(f"max by (phase) ({r.CLIENTS_FAILED_RATIO}{fed})", "{{phase}}"),),
+                  "Share of the sampled clients that failed (recording rule).", max=1.0),
+            Panel("Model updates per second", "cps",
+                  (Query(f"sum by (job) (rate(fl_model_updates_total{s}[{ri}]))", "{{job}}"),),
+                  "Model updates passed to aggregation."),
+            Panel("Aggregation failures and quarantined replies", "cps",
+                  (Query(f"sum by (phase) (rate(fl_aggregation_failures_total{s}[{ri}]))",
+                         "aggregation failed {{phase}}"),
+                   Query("sum by (phase, reason) "
+                         f"(rate(fl_replies_quarantined_total{s}[{ri}]))",
+                         "quarantined {{phase}} {{reason}}")),
+                  "Phases whose aggregation failed, and replies set aside before it."),
+        ]
+    if name == "clients":
+        return [
+            Panel("Clients tracked", "none", (Query(f"max(fl_clients_tracked{s})", "tracked"),),
+                  "Clients with their own label value.", "stat"),
+            Panel("Clients folded into _other", "none",
+                  (Query(f"max(fl_clients_folded_total{s})", "folded"),),
+                  "Distinct clients beyond the cardinality cap.", "stat"),
+            Panel("Client failures per second", "cps",
+                  (Query(f"sum by (client, error) (rate(fl_client_failures_total{sc}[{ri}]))",
+                         "{{client}} {{error}}"),),
+                  "Failures by client and Flower error code."),
+            Panel("Seconds since last reply", "s",
+                  (Query(f"time() - max by (client) (fl_client_last_seen_timestamp_seconds{sc})",
+                         "{{client}}"),),
+                  "Time since each client last replied."),
+            Panel("Client training accuracy", "percentunit",
+                  (Query(f"max by (client) (fl_client_training_accuracy{sc})", "{{client}}"),),
+                  "Training accuracy each client reported.", max=1.0),
+            Panel("Client evaluation accuracy", "percentunit",
+                  (Query(f"max by (client) (fl_client_evaluation_accuracy{sc})", "{{client}}"),),
+                  "Evaluation accuracy each client reported.", max=1.0),
+            Panel("Client training loss", "none",
+                  (Query(f"max by (client) (fl_client_training_loss{sc})", "{{client}}"),),
+                  "Training loss each client reported."),
+            Panel("ClientApp time per message", "s",
+                  (Query(f"max by (client, phase) (fl_client_fit_duration_seconds{sc})",
+                         "{{client}} {{phase}}"),),
+                  "Time each ClientApp spent on its last message."),
+            Panel("Examples per second", "cps",
+                  (Query(f"sum by (client) (rate(fl_client_examples_total{sc}[{ri}]))",
+                         "{{client}}"),),
+                  "Examples clients reported (num-examples)."),
+            Panel("Bytes received per second", "Bps",
+                  (Query(f"sum by (client) (rate(fl_bytes_received_total{sc}[{ri}]))",
+                         "{{client}}"),
+                   Query(f"sum(rate(fl_bytes_sent_total{s}[{ri}]))", "sent to clients")),
+                  "Array bytes exchanged with clients."),
+            Panel("Local epochs", "none",
+                  (Query(f"max by (client) (fl_client_local_epochs{sc})", "{{client}}"),),
+                  "Local epochs each client ran in the last round."),
+            Panel("ClientApp errors per second", "cps",
+                  (Query(f"sum by (client) (rate(fl_client_errors_total{sc}[{ri}]))",
+                         "{{client}}"),),
+                  "Errors the ClientApps reported in telemetry."),
+        ]
+    return [
+        Panel("Privacy budget used", "percentunit",
+              (Query(f"max({r.DP_BUDGET_RATIO}{fed})", "used"),),
+              "Share of the epsilon budget spent (recording rule).", "stat", 1.0),
+        Panel("Epsilon spent", "none", (Query(f"max(fl_dp_epsilon_spent{s})", "spent"),),
+              "Differential-privacy epsilon spent so far.", "stat"),
+        Panel("Anomalous updates (window)", "none",
+              (Query("sum(increase(fl_anomalous_updates_total"
+                     f"{s}[{cfg.alerts.FLClientUpdateAnomaly.window or '30m'}]))", "updates"),),
+              "Updates flagged by the server in the alert's window.", "stat"),
+        Panel("Telemetry rejected (window)", "none",
+              (Query("sum(increase(fl_telemetry_rejected_total"
+                     f"{s}[{cfg.alerts.FLTelemetryRejected.window or '15m'}]))", "records"),),
+              "Client telemetry records or fields rejected in the alert's window.", "stat"),
+        Panel("Anomaly score per client", "none",
+              (Query(f"max by (client) (fl_client_anomaly_score{sc})", "{{client}}"),),
+              "Robust z-score of each client's update norm (alert above "
+              f"{cfg.alerts.FLClientUpdateAnomaly.threshold or 0:g})."),
+        Panel("Update norm per client", "none",
+              (Query(f"max by (client) (fl_client_update_norm{sc})", "{{client}}"),
+               Query(f"max(fl_update_norm_median{s})", "median")),
+              "L2 norm of each client's update and the round's median."),
+        Panel("Cosine similarity to the mean update", "none",
+              (Query(f"max by (client) (fl_client_update_cosine_similarity{sc})",
+                     "{{client}}"),),
+              "Similarity of each client's update to the round's mean update (-1..1)."),
+        Panel("Anomalous updates per second", "cps",
+              (Query(f"sum by (client) (rate(fl_anomalous_updates_total{sc}[{ri}]))",
+                     "{{client}}"),),
+              "Updates whose anomaly score crossed the server's threshold."),
+        Panel("Epsilon spent and budget", "none",
+              (Query(f"max(fl_dp_epsilon_spent{s})", "spent"),
+               Query(f"max(fl_dp_epsilon_budget{s})", "budget"),
+               Query(f"max by (client) (fl_client_dp_epsilon{sc})", "local {{client}}")),
+              "Central and local differential-privacy epsilon."),
+        Panel("DP noise and clipping", "none",
+              (Query(f"max(fl_dp_noise_multiplier{s})", "noise multiplier"),
+               Query(f"max(fl_dp_clipping_norm{s})", "clipping norm"),
+               Query(f"max(fl_dp_delta{s})", "delta")),
+              "Settings of the DP strategy."),
+        Panel("Telemetry rejected per second", "cps",
+              (Query(f"sum by (reason) (rate(fl_telemetry_rejected_total{s}[{ri}]))",
+                     "{{reason}}"),),
+              "Client telemetry dropped as malformed, by reason."),
+        Panel("Security events and quarantined replies per second", "cps",
+              (Query(f"sum by (kind) (rate(fl_security_events_total{s}[{ri}]))", "{{kind}}"),
+               Query(f"sum by (reason) (rate(fl_replies_quarantined_total{s}[{ri}]))",
+                     "quarantined {{reason}}")),
+              "Security events logged by flmon and replies set aside before aggregation."),
+    ]
+
+
+def _panel_json(panel: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": panel.unit}
+    if panel.max is not None:
+        defaults["min"] = 0
+        defaults["max"] = panel.max
+    if panel.kind == "stat":
+        options: dict[str, Any] = {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value", "graphMode": "area", "textMode": "auto",
+        }
+    else:
+        defaults["custom"] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10,
+                              "showPoints": "never", "spanNulls": False}
+        options = {"legend": {"displayMode": "table", "placement": "bottom",
+                              "showLegend": True, "calcs": ["lastNotNull", "max"]},
+                   "tooltip": {"mode": "multi", "sort": "desc"}}
+    return {
+        "id": pid,
+        "type": panel.kind,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": dict(_DS),
+        "gridPos": grid,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options,
+        "targets": [
+            {"refId": chr(ord("A") + i), "datasource": dict(_DS), "expr": q.expr,
+             "legendFormat": q.legend, "range": True, "instant": False}
+            for i, q in enumerate(panel.queries)
+        ],
+    }
+
+
+def _layout(panels: list[Panel]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    x = y = 0
+    row_h = 0
+    for pid, panel in enumerate(panels, start=1):
+        w, h = (6, 4) if panel.kind == "stat" else (12, 8)
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        out.append(_panel_json(panel, pid, {"h": h, "w": w, "x": x, "y": y}))
+        x += w
+        row_h = max(row_h, h)
+    return out
+
+
+def _templating(cfg: FlmonConfig, name: str) -> list[dict[str, Any]]:
+    ds = cfg.grafana.datasource
+    variables: list[dict[str, Any]] = [{
+        "name": "datasource", "label": "Data source", "type": "datasource",
+        "query": "prometheus", "current": {"selected": True, "text": ds, "value": ds},
+        "hide": 0, "refresh": 1, "regex": "", "options": [], "includeAll": False,
+        "multi": False,
+    }]
+    if name in ("clients", "security"):
+        variables.append({
+            "name": "client", "label": "Client", "type": "query",
+            "datasource": dict(_DS),
+            "definition": client_variable_query(cfg),
+            "query": {"query": client_variable_query(cfg), "refId": "clients"},
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "includeAll": True, "allValue": ".*", "multi": True, "hide": 0, "refresh": 2,
+            "regex": "", "sort": 1, "options": [],
+        })
+    return variables
+
+
+def client_variable_query(cfg: FlmonConfig) -> str:
+    """The ``client`` variable's ``label_values`` query."""
+    return f"label_values(fl_client_replies_total{r.selector(cfg)}, client)"
+
+
+def dashboard(cfg: FlmonConfig, name: str) -> dict[str, Any]:
+    """The dashboard ``name`` (one of :data:`DASHBOARDS`)."""
+    fed = cfg.federation.name
+    return {
+        "description": f"{HEADER}. {_TITLES[name]} of federation {fed}.",
+        "uid": dashboard_uid(cfg, name),
+        "title": f"flmon / {fed} / {_TITLES[name]}",
+        "tags": ["flmon", "federated-learning", fed],
+        "id": None,
+        "editable": False,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "refresh": cfg.grafana.refresh,
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "annotations": {"list": []},
+        "links": [
+            {"title": _TITLES[other], "type": "link", "icon": "dashboard",
+             "url": f"/d/{dashboard_uid(cfg, other)}", "keepTime": True,
+             "includeVars": True, "targetBlank": False, "asDropdown": False, "tags": [],
+             "tooltip": ""}
+            for other in DASHBOARDS if other != name
+        ],
+        "templating": {"list": _templating(cfg, name)},
+        "panels": _layout(_panels(cfg, name)),
+    }
+
+
+def render_grafana(cfg: FlmonConfig) -> dict[str, str]:
+    """``{relative path: text}`` of the Grafana dashboards."""
+    return {f"dashboards/grafana/{name}.json": dump_json(dashboard(cfg, name))
+            for name in DASHBOARDS}
+
+
+def dashboard_exprs(doc: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of a dashboard document (panel targets)."""
+    return [t["expr"] for p in doc.get("panels", []) for t in p.get("targets", [])]
