@@ -123,7 +123,7 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Clients that replied without error in the last round's phase.",
        ("phase",)),
     _m("fl_clients_failed", "gauge",
-       "Clients that failed or did not reply in the last round's phase.",
+       "Clients not aggregated in the last round's phase (failed, no reply, set aside).",
        ("phase",)),
     _m("fl_client_failures_total", "counter",
        "Client failures by phase and Flower error code (node_unavailable, "
