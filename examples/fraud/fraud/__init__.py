@@ -1,0 +1,1 @@
+"""Banks train a card-fraud detector with Flower, monitored by flmon."""

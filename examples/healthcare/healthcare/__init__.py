@@ -1,0 +1,1 @@
+"""Hospitals train a breast-cancer diagnostic model with Flower, monitored by flmon."""
