@@ -141,3 +141,12 @@ def test_template_guard_names_the_missing_secret_without_schema(tmp_path: Path) 
         with pytest.raises(helm_python.HelmRenderError) as excinfo:
             unchecked.render({"slack": {"create": True}}, name="flmon", namespace="fl")
         assert "slack.webhookUrl is empty" in str(excinfo.value)
+
+
+def test_readme_documents_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    keys = _documented_keys(SCHEMA)
+    leaves = [k for k in sorted(keys) if not any(o.startswith(f"{k}.") for o in keys)]
+    assert len(leaves) > 50
+    missing = [key for key in leaves if f"| `{key}` |" not in readme]
+    assert not missing, f"README.md's values table lacks {missing}"
