@@ -11,6 +11,7 @@ Everything binds to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -132,6 +133,8 @@ ES_HEADERS = {
 #   ("items", [200, 429..]) per-item statuses, in request order (200 indexes the doc)
 #   ("slow", seconds)       answer "ok" after a delay
 #   ("garbage", b"...")     a 200 without the product header
+#   ("lost", seconds)       index every document, but answer only after a delay (the
+#                           client times out and retries what is in fact indexed)
 BulkScript = Any
 
 
@@ -179,8 +182,12 @@ class _EsHandler(_QuietHandler):
         with state.lock:
             step = state.script.pop(0) if state.script else "ok"
             state.requests.append(req)
-        if isinstance(step, tuple) and step[0] == "slow":
-            time.sleep(step[1])
+        delay = 0.0
+        if isinstance(step, tuple) and step[0] in ("slow", "lost"):
+            if step[0] == "slow":
+                time.sleep(step[1])
+            else:
+                delay = step[1]
             step = "ok"
         if isinstance(step, tuple) and step[0] == "garbage":
             req.status = 200
@@ -219,7 +226,10 @@ class _EsHandler(_QuietHandler):
                 items.append({op: item})
         req.status = 200
         body = json.dumps({"took": 1, "errors": errors, "items": items}).encode()
-        self._answer(200, body, ES_HEADERS)
+        if delay:
+            time.sleep(delay)
+        with contextlib.suppress(OSError):  # the client may have given up waiting
+            self._answer(200, body, ES_HEADERS)
 
 
 class FakeElasticsearch(_Server):
