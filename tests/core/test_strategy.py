@@ -80,7 +80,7 @@ def test_honest_federation_counts_rounds_updates_and_clients() -> None:
 def test_a_misbehaving_client_is_set_aside_and_the_run_goes_on(behaviour: str,
                                                                reason: str) -> None:
     apps = {1: make_app(seed=1), 2: make_app(seed=2), 3: make_app(behaviour, seed=3)}
-    wrapped, m = _run(_fedavg(), apps, rounds=2)  # type: ignore[arg-type]
+    _, m = _run(_fedavg(), apps, rounds=2)  # type: ignore[arg-type]
     assert _v(m, "fl_rounds_completed_total") == 2
     assert _v(m, "fl_replies_quarantined_total", phase="train", reason=reason) == 2
     assert _v(m, "fl_model_updates_total", client="3") == 0

@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator

@@ -19,6 +19,7 @@ import flmon
 from flmon.flower import telemetry_mod
 from tinyfl.task import evaluate, load_partition, train
 
+
 def hostile_telemetry_mod(
     msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
 ) -> Message:
