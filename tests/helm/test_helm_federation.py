@@ -20,7 +20,7 @@ import yaml
 from flwr.common.config import parse_config_args
 from flwr.superlink.cli.flower_superlink import _parse_args_run_superlink
 from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
-from helmchart import CHART, NAMESPACE, by_kind, containers, manifests, one, render
+from helmchart import CHART, NAMESPACE, REPO, by_kind, containers, manifests, one, render
 
 KPS = yaml.safe_load((CHART / "ci" / "kube-prometheus-stack-values.yaml").read_text())
 ECHO_ARGS = '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n'
@@ -153,7 +153,10 @@ def test_run_job_waits_for_the_superlink_then_submits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     argv = result.stdout.splitlines()
     assert argv[:5] == ["run", "/app/examples/fraud", "flmon", "--stream", "--run-config"]
-    assert parse_config_args([argv[5]]) == {"fraction-train": 0.5, "num-server-rounds": 10}
+    assert parse_config_args([argv[5]]) == {
+        "fraction-train": 0.5, "num-server-rounds": 10,
+        "flmon-exporter-port": 9464, "flmon-exporter-addr": "0.0.0.0",
+        "flmon-pushgateway": f"flmon-pushgateway.{NAMESPACE}.svc:9091", "num-nodes": 5}
     assert len(argv) == 6
     copied = tmp_path / ".flwr" / "config.toml"
     assert copied.read_text() == config_file.read_text()
@@ -181,6 +184,26 @@ def test_run_job_gives_up_when_the_superlink_never_answers(tmp_path: Path) -> No
     assert result.returncode != 0
     assert "unreachable" in result.stderr
     assert result.stdout == ""
+
+
+def test_run_config_keys_exist_in_the_reference_apps() -> None:
+    # `flwr run` rejects run-config keys the app does not declare.
+    from flwr.common.config import get_project_config
+
+    job = one(manifests(render()), "Job", "flmon-run-1")
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]
+           ["env"]}
+    keys = set(parse_config_args([env["RUN_CONFIG"]]))
+    assert keys == {"flmon-exporter-port", "flmon-exporter-addr", "flmon-pushgateway",
+                    "num-nodes"}
+    for app in ("healthcare", "fraud"):
+        declared = get_project_config(REPO / "examples" / app)["tool"]["flwr"]["app"]["config"]
+        assert keys <= set(declared), f"examples/{app} lacks {keys - set(declared)}"
+    user = render({"federation": {"run": {"chartRunConfig": False,
+                                          "runConfig": {"num-server-rounds": 3}}}})
+    env = {e["name"]: e.get("value") for e in one(manifests(user), "Job", "flmon-run-1")
+           ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert parse_config_args([env["RUN_CONFIG"]]) == {"num-server-rounds": 3}
 
 
 def test_flower_reads_the_rendered_connection(tmp_path: Path,

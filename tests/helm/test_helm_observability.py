@@ -12,8 +12,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import pytest
 import yaml
+from flwr.common.config import parse_config_args
 from helmchart import (
     CHART,
     NAMESPACE,
@@ -106,6 +108,21 @@ def test_promtool_rejects_a_broken_group(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
+def test_prometheus_rule_refuses_another_federations_rules() -> None:
+    source = yaml.safe_load(RULES_FILE.read_text())
+    rendered_for = {r["labels"]["federation"] for g in source["groups"] for r in g["rules"]
+                    if "federation" in r.get("labels", {})}
+    assert len(rendered_for) == 1
+    [name] = rendered_for
+    assert one(manifests(render({"federation": {"name": name}})), "PrometheusRule",
+               "flmon-rules")
+    with pytest.raises(helm_python.HelmRenderError) as excinfo:
+        render({"federation": {"name": f"{name}-other"}})
+    message = str(excinfo.value)
+    assert f'federation.name is "{name}-other"' in message
+    assert f'rendered for federation "{name}"' in message
+
+
 def test_prometheus_rule_labels_follow_values() -> None:
     default = one(manifests(render()), "PrometheusRule", "flmon-rules")
     assert default["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -151,7 +168,8 @@ def test_dashboard_label_and_folder_are_configurable() -> None:
 # --- ServiceMonitors ----------------------------------------------------------------------------
 
 def test_service_monitors_add_the_federation_label_and_jobs() -> None:
-    values = {"federation": {"name": "hospitals-eu"},
+    # Another federation's name needs rules rendered for it: leave the PrometheusRule out.
+    values = {"federation": {"name": "hospitals-eu"}, "prometheusRule": {"enabled": False},
               "serviceMonitor": {"exporter": {"job": "fl-live"}}}
     objects = manifests(render(values))
     monitors = {m["metadata"]["name"]: m for m in by_kind(objects, "ServiceMonitor")}
@@ -177,8 +195,12 @@ def test_service_monitor_scrapes_the_exporter_port() -> None:
     superlink = one(objects, "Deployment", "flmon-superlink")
     [container] = superlink["spec"]["template"]["spec"]["containers"]
     assert {"name": "metrics", "containerPort": 9200, "protocol": "TCP"} in container["ports"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["FLMON_EXPORTER_PORT"] == "9200"
+    job = one(objects, "Job", "flmon-run-1")
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]
+           ["env"]}
+    run_config = parse_config_args([env["RUN_CONFIG"]])
+    assert run_config["flmon-exporter-port"] == 9200
+    assert run_config["flmon-exporter-addr"] == "0.0.0.0"
 
 
 def test_pushgateway_is_switchable() -> None:
@@ -287,6 +309,7 @@ def test_amtool_rejects_a_broken_template(tmp_path: Path) -> None:
 def test_datadog_autodiscovery_annotations() -> None:
     values = yaml.safe_load((CHART / "ci" / "datadog-values.yaml").read_text())
     values["federation"] = {"name": "banks"}
+    values["prometheusRule"] = {"enabled": False}
     objects = manifests(render(values))
     superlink = one(objects, "Deployment", "flmon-superlink")
     annotations = superlink["spec"]["template"]["metadata"]["annotations"]
