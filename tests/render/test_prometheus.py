@@ -1,0 +1,258 @@
+"""Rules, PrometheusRule, promtool tests and prometheus.yml, checked by promtool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flmon import catalog
+from flmon.config import ALERT_NAMES, load_config
+from flmon.render import RenderError, grafana, promql, render, rules
+from flmon.render.validate import validate as validate_files
+
+from .conftest import (
+    EXAMPLE,
+    REPO,
+    demo_data,
+    example_data,
+    minimal_data,
+    run_tool,
+    with_changes,
+)
+
+DASHBOARD_VARS = {"$__rate_interval": "5m", "$client": ".*"}
+
+
+def _all_rules(path: Path) -> list[dict[str, Any]]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def test_promtool_checks_the_rules_file(promtool: str) -> None:
+    result = run_tool(promtool, "check", "rules", str(REPO / "rules/flmon-rules.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 15 rules found" in result.stdout
+
+
+def test_promtool_checks_the_prometheusrule_spec(promtool: str, tmp_path: Path) -> None:
+    doc = yaml.safe_load((REPO / "rules/flmon-prometheusrule.yaml").read_text(encoding="utf-8"))
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert doc["kind"] == "PrometheusRule"
+    assert doc["metadata"]["name"] == "flmon-default"
+    plain = tmp_path / "spec.yaml"
+    plain.write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}), encoding="utf-8")
+    result = run_tool(promtool, "check", "rules", str(plain))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules_doc = yaml.safe_load((REPO / "rules/flmon-rules.yaml").read_text(encoding="utf-8"))
+    assert doc["spec"]["groups"] == rules_doc["groups"]
+
+
+def test_every_alert_has_labels_annotations_and_a_runbook_section() -> None:
+    runbooks = (REPO / "docs/runbooks.md").read_text(encoding="utf-8")
+    alerts = [r for r in _all_rules(REPO / "rules/flmon-rules.yaml") if "alert" in r]
+    assert [a["alert"] for a in alerts] == list(ALERT_NAMES)
+    for alert in alerts:
+        assert alert["labels"]["severity"] in {"critical", "warning", "info"}
+        assert alert["labels"]["federation"] == "default"
+        assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
+        assert "{{" not in alert["annotations"]["summary"]
+        assert "federation default" in alert["annotations"]["description"].lower()
+        assert "{{" in alert["annotations"]["description"]
+        anchor = alert["annotations"]["runbook_url"].split("#", 1)[1]
+        assert f"## {alert['alert']}\n" in runbooks and anchor == alert["alert"].lower()
+    per_client = {a["alert"] for a in alerts if "$labels.client" in a["annotations"]["description"]}
+    assert per_client == {"FLClientDropout", "FLClientUpdateAnomaly"}
+
+
+def test_seed_thresholds_and_severities() -> None:
+    by_name = {r["alert"]: r for r in _all_rules(REPO / "rules/flmon-rules.yaml") if "alert" in r}
+    low, drop = by_name["FLLowTrainingAccuracy"], by_name["FLModelAccuracyDropped"]
+    assert "fl_training_accuracy" in low["expr"] and "< 0.85" in low["expr"]
+    assert low["for"] == "5m" and low["labels"]["severity"] == "warning"
+    assert "< 0.8\n" in drop["expr"] and drop["for"] == "5m"
+    assert drop["labels"]["severity"] == "critical"
+    assert by_name["FLPrivacyBudgetExhausted"]["labels"]["severity"] == "critical"
+
+
+def test_promtool_unit_tests_pass(promtool: str) -> None:
+    tests = sorted((REPO / "rules/tests").glob("*.yaml"))
+    assert {t.stem for t in tests} == set(ALERT_NAMES)
+    result = run_tool(promtool, "test", "rules", *map(str, tests))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_alert_has_firing_and_quiet_cases_with_labels_and_annotations() -> None:
+    for path in sorted((REPO / "rules/tests").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        checks = [c for t in doc["tests"] for c in t["alert_rule_test"]]
+        assert all(c["alertname"] == path.stem for c in checks)
+        firing = [a for c in checks for a in c["exp_alerts"]]
+        assert firing, f"{path.name}: no firing case"
+        assert any(c["exp_alerts"] == [] for c in checks), f"{path.name}: no quiet case"
+        for alert in firing:
+            assert alert["exp_labels"]["severity"]
+            assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}
+
+
+def test_demo_config_with_short_durations_passes_its_own_tests(
+        promtool: str, render_dir: Callable[[dict[str, Any]], Path]) -> None:
+    out = render_dir(demo_data())
+    text = (out / "rules/flmon-rules.yaml").read_text(encoding="utf-8")
+    assert "for: 30s" in text and "[2m]" in text
+    result = run_tool(promtool, "test", "rules", *map(str, sorted(out.glob("rules/tests/*.yaml"))))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("variant", [
+    {"scrape__pushgateway__enabled": False},
+    {"scrape__live__enabled": False},
+])
+def test_single_source_configs_pass_their_own_tests(
+        promtool: str, render_dir: Callable[[dict[str, Any]], Path],
+        variant: dict[str, Any]) -> None:
+    out = render_dir(with_changes(minimal_data(), **variant))
+    result = run_tool(promtool, "test", "rules", *map(str, sorted(out.glob("rules/tests/*.yaml"))))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_tests_fail_against_rules_with_a_wrong_threshold(
+        promtool: str, render_dir: Callable[[dict[str, Any]], Path]) -> None:
+    right = render_dir(example_data())
+    wrong = render_dir(with_changes(example_data(),
+                                    alerts__FLLowTrainingAccuracy__threshold=0.5,
+                                    alerts__FLModelAccuracyDropped__threshold=0.4))
+    # the rules of the wrong config, the tests of the right one
+    (right / "rules/flmon-rules.yaml").write_bytes((wrong / "rules/flmon-rules.yaml").read_bytes())
+    result = run_tool(promtool, "test", "rules",
+                      str(right / "rules/tests/FLLowTrainingAccuracy.yaml"))
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
+
+
+def test_tests_fail_when_the_nan_guard_is_missing(
+        promtool: str, render_dir: Callable[[dict[str, Any]], Path]) -> None:
+    out = render_dir(example_data())
+    path = out / "rules/flmon-rules.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == "FLModelAccuracyDropped":
+                rule["expr"] = rule["expr"].split("\nor\n")[0]  # only `< 0.8`
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = run_tool(promtool, "test", "rules",
+                      str(out / "rules/tests/FLModelAccuracyDropped.yaml"))
+    assert result.returncode != 0
+    assert "NaN" in result.stdout + result.stderr
+
+
+def test_prometheus_yml(promtool: str) -> None:
+    path = REPO / "prometheus/prometheus.yml"
+    result = run_tool(promtool, "check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
+    assert set(jobs) == {"flmon-exporter", "flmon-pushgateway"}
+    assert jobs["flmon-pushgateway"]["honor_labels"] is True
+    assert "honor_labels" not in jobs["flmon-exporter"]
+    for job in jobs.values():
+        assert job["static_configs"][0]["labels"] == {"federation": "default"}
+        for target in job["static_configs"][0]["targets"]:
+            assert target.startswith("127.0.0.1:")
+    assert doc["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "127.0.0.1:9093"]
+    assert doc["rule_files"] == ["../rules/flmon-rules.yaml"]
+
+
+def _every_expr() -> list[tuple[str, str]]:
+    exprs = [("rules/flmon-rules.yaml", r["expr"])
+             for r in _all_rules(REPO / "rules/flmon-rules.yaml")]
+    for path in sorted((REPO / "dashboards/grafana").glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        exprs += [(path.name, e) for e in grafana.dashboard_exprs(doc)]
+        for var in doc["templating"]["list"]:
+            if var["type"] == "query":
+                inner = var["query"]["query"]
+                assert inner.startswith("label_values(") and inner.endswith(", client)")
+                exprs.append((path.name, inner.removeprefix("label_values(")
+                              .removesuffix(", client)")))
+    return exprs
+
+
+def _promtool_parse(promtool: str, tmp_path: Path, exprs: list[str]) -> Any:
+    doc = {"groups": [{"name": "parse", "rules": [
+        {"record": f"flmon_parse_check_{i}", "expr": _substitute(e)}
+        for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "parse.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return run_tool(promtool, "check", "rules", str(path))
+
+
+def _substitute(expr: str) -> str:
+    for var, value in DASHBOARD_VARS.items():
+        expr = expr.replace(var, value)
+    return expr
+
+
+def test_every_promql_expression_parses(promtool: str, tmp_path: Path) -> None:
+    exprs = [e for _, e in _every_expr()]
+    assert len(exprs) > 60
+    result = _promtool_parse(promtool, tmp_path, exprs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = _promtool_parse(promtool, tmp_path, [*exprs, "sum(rate(fl_model_updates_total[5m])"])
+    assert broken.returncode != 0
+
+
+def test_every_promql_expression_names_only_catalog_metrics() -> None:
+    known = catalog.sample_names() | set(rules.RECORDING_RULE_NAMES)
+    seen: set[str] = set()
+    for where, expr in _every_expr():
+        names = promql.metric_names(_substitute(expr))
+        assert names, f"{where}: no metric in {expr}"
+        unknown = names - known - promql.PROMETHEUS_SERIES
+        assert not unknown, f"{where}: {unknown}"
+        seen |= names
+    for name in ("fl_training_accuracy", "fl_model_updates_total", "fl_client_failures_total",
+                 "fl_round_in_progress", "fl_client_anomaly_score", "fl_dp_epsilon_spent",
+                 "fl_telemetry_rejected_total", "up"):
+        assert name in seen
+
+
+def test_metric_name_check_catches_unknown_names() -> None:
+    assert promql.unknown_metrics('rate(fl_made_up_total{job="x"}[5m])') == {"fl_made_up_total"}
+    assert promql.unknown_metrics(
+        'sum by (client) (fl_training_acuracy) / on (job) group_left (x) up') == {
+        "fl_training_acuracy"}
+    assert promql.unknown_metrics(
+        'histogram_quantile(0.9, sum by (le) (rate(fl_round_duration_seconds_bucket[5m])))'
+        ' > bool 1e3 and fl_run_active offset 5m') == set()
+    files = render(load_config(EXAMPLE))
+    broken = dict(files)
+    broken["rules/flmon-rules.yaml"] = files["rules/flmon-rules.yaml"].replace(
+        "fl_training_accuracy{", "fl_training_acc{", 1)
+    with pytest.raises(RenderError, match="fl_training_acc"):
+        validate_files(broken)
+
+
+def test_unknown_metric_in_a_renderer_writes_nothing(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from flmon.cli.main import main
+
+    original = rules.recording_rules
+
+    def with_bad_rule(cfg: Any) -> list[rules.RecordingRule]:
+        return [*original(cfg), rules.RecordingRule("flmon:bad", "sum(fl_not_in_catalog)")]
+
+    monkeypatch.setattr(rules, "recording_rules", with_bad_rule)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    code = main(["render", "--config", str(EXAMPLE), "--out", str(out)])
+    assert code == 2
+    assert "fl_not_in_catalog" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
