@@ -4,7 +4,10 @@
 - ``hostile``: sends hostile telemetry (NaN, 10,000 keys, label-injection strings) and a
   metric key nobody else sends;
 - ``nan``: reports NaN accuracy;
-- ``scaled``: sends its update scaled by 50 (a poisoning attempt).
+- ``scaled``: sends its update scaled by 50 (a poisoning attempt);
+- ``sign-flip``: sends its update with the sign flipped (a poisoning attempt).
+
+Run config ``flmon = false`` turns the instrumentation off (for overhead baselines).
 """
 
 from __future__ import annotations
@@ -38,17 +41,28 @@ def hostile_telemetry_mod(
     return reply
 
 
+def optional_telemetry_mod(
+    msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
+) -> Message:
+    """flmon's telemetry_mod, unless the run config says ``flmon = false``."""
+    if not context.run_config.get("flmon", True):
+        return call_next(msg, context)
+    return telemetry_mod(msg, context, call_next)
+
+
 # The first mod is the outermost: it sees the reply telemetry_mod produced.
-app = ClientApp(mods=[hostile_telemetry_mod, telemetry_mod])
+app = ClientApp(mods=[hostile_telemetry_mod, optional_telemetry_mod])
 
 
 def _behaviour(context: Context) -> str:
     return str(context.node_config.get("behaviour", "honest"))
 
 
-@flmon.track_training
-def local_training(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def _local_training(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return train(weights, x, y)
+
+
+tracked_training = flmon.track_training(_local_training)
 
 
 @app.train()
@@ -61,9 +75,12 @@ def do_train(msg: Message, context: Context) -> Message:
                           int(context.node_config["num-partitions"]))
     sent = msg.content["arrays"].to_numpy_ndarrays()
     weights = [a.copy() for a in sent]
-    result = local_training(weights, x, y)
+    fit = tracked_training if context.run_config.get("flmon", True) else _local_training
+    result = fit(weights, x, y)
     if behaviour == "scaled":
         weights = [s + 50.0 * (w - s) for w, s in zip(weights, sent, strict=True)]
+    if behaviour == "sign-flip":
+        weights = [s - (w - s) for w, s in zip(weights, sent, strict=True)]
     metrics = {"train_loss": result["loss"], "train_acc": result["accuracy"],
                "num-examples": len(y)}
     if behaviour == "nan":

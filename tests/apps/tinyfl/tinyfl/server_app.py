@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAvg, Strategy
 
 import flmon
 from flmon.flower import instrument
@@ -19,14 +19,19 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
-    flmon.configure_logging(run_id=grid.run.run_id)
-    exporter = flmon.start_exporter(port=int(cfg["exporter-port"]))
-    strategy = instrument(
-        FedAvg(fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
-               min_available_nodes=1),
-        pushgateway=str(cfg["pushgateway"]) or None,
-        max_client_labels=int(cfg["max-client-labels"]),
-    )
+    base = FedAvg(fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
+                  min_available_nodes=1)
+    exporter = None
+    strategy: Strategy = base
+    if cfg["flmon"]:
+        flmon.configure_logging(run_id=grid.run.run_id)
+        exporter = flmon.start_exporter(port=int(cfg["exporter-port"]))
+        strategy = instrument(
+            base,
+            pushgateway=str(cfg["pushgateway"]) or None,
+            max_client_labels=int(cfg["max-client-labels"]),
+            anomaly_threshold=float(cfg["anomaly-threshold"]),
+        )
     try:
         result = strategy.start(
             grid=grid,
@@ -35,7 +40,8 @@ def main(grid: Grid, context: Context) -> None:
             timeout=60,
         )
     finally:
-        exporter.close()
+        if exporter is not None:
+            exporter.close()
     summary_path = str(cfg["summary-path"])
     if summary_path:
         summary = {
