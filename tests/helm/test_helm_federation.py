@@ -293,3 +293,10 @@ def test_dockerfiles_build_non_root_flmon_images(name: str) -> None:
     assert re.search(r"pip install[^\n]*\.\[flower,keras\]", dockerfile)
     entry = "flower-superlink" if name == "server" else "flower-supernode"
     assert entry in dockerfile
+    # Everything it copies is in the repository (the build context is its root).
+    sources = [rest[0].split()[:-1] for op, *rest in instructions
+               if op == "COPY" and "--from" not in rest[0]]
+    assert sources
+    for paths in sources:
+        for path in paths:
+            assert (REPO / path).exists(), f"{name}.Dockerfile copies missing {path}"

@@ -61,6 +61,19 @@ def test_rendered_files_are_in_the_chart() -> None:
     assert sorted((files_dir() / "dashboards" / "grafana").glob("*.json")), "no dashboards"
 
 
+def test_chart_without_rendered_files_fails_with_a_clear_message(tmp_path: Path) -> None:
+    copy = tmp_path / "flmon"
+    shutil.copytree(CHART, copy, ignore=shutil.ignore_patterns("files"))
+    with helm_python.Chart.load(copy) as bare:
+        with pytest.raises(helm_python.HelmRenderError) as excinfo:
+            bare.render({}, name="flmon", namespace="fl")
+        assert "run `flmon render`" in str(excinfo.value)
+        assert len(bare.render({"prometheusRule": {"enabled": False},
+                                "dashboards": {"enabled": False},
+                                "alertmanager": {"enabled": False}},
+                               name="flmon", namespace="fl")) > 5
+
+
 def test_chart_dashboards_are_the_repository_dashboards() -> None:
     chart_dir = files_dir() / "dashboards" / "grafana"
     repo_dir = REPO / "dashboards" / "grafana"

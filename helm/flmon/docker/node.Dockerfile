@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY flmon ./flmon
-RUN pip install ".[flower,keras]" scikit-learn && rm -rf /src
+RUN pip install ".[flower,keras]" "flwr[dp]>=1.42,<1.43" "scikit-learn>=1.4" && rm -rf /src
 
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin flmon

@@ -15,8 +15,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY flmon ./flmon
 # Runtime dependency installation is off in the chart: everything the apps import is here
-# (the reference apps load their data sets from scikit-learn).
-RUN pip install ".[flower,keras]" scikit-learn && rm -rf /src
+# (the reference apps load their data sets from scikit-learn; the DP variant uses flwr[dp]).
+RUN pip install ".[flower,keras]" "flwr[dp]>=1.42,<1.43" "scikit-learn>=1.4" && rm -rf /src
 
 COPY examples /app/examples
 
