@@ -1,0 +1,369 @@
+"""Loopback endpoints that speak the wire formats the sinks talk to, for tests and
+benchmarks (no Datadog Agent, Elasticsearch or Slack is needed).
+
+* :class:`UdpReceiver`: a DogStatsD listener collecting datagrams.
+* :class:`FakeElasticsearch`: ``_bulk`` answered as Elasticsearch answers it (product
+  header, NDJSON parsing, per-item statuses, ``create`` conflicts, scripted 429/5xx).
+* :class:`FakeSlack`: an incoming-webhook endpoint with scripted answers.
+* :func:`closed_port`, :class:`BlackHole`, :class:`SlowHttpServer`: the fault endpoints.
+
+Everything binds to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+def closed_port() -> int:
+    """A TCP/UDP port number with nothing listening on it (bound, read back, released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+class UdpReceiver:
+    """Collect every datagram sent to ``127.0.0.1:port``."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.05)
+        self.port = int(self.sock.getsockname()[1])
+        self.datagrams: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.datagrams.append(data)
+
+    def lines(self) -> list[str]:
+        return [line for d in list(self.datagrams) for line in d.decode().splitlines() if line]
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.lines()) < count:
+            time.sleep(0.01)
+        time.sleep(0.05)  # anything more that was on its way
+        return self.lines()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+class _Server:
+    """A threading HTTP server on a loopback port, stopped by :meth:`close`."""
+
+    handler: type[BaseHTTPRequestHandler]
+
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer((LOOPBACK, 0), self.handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(target=self.httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(2)
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length)
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+# --- Elasticsearch -------------------------------------------------------------------
+
+ES_HEADERS = {
+    "X-Elastic-Product": "Elasticsearch",
+    "Content-Type": "application/vnd.elasticsearch+json;compatible-with=9",
+}
+
+# A scripted answer to one _bulk request:
+#   "ok"                    index every document
+#   ("status", 429)         refuse the whole request with that HTTP status
+#   ("items", [200, 429..]) per-item statuses, in request order (200 indexes the doc)
+#   ("slow", seconds)       answer "ok" after a delay
+#   ("garbage", b"...")     a 200 without the product header
+#   ("lost", seconds)       index every document, but answer only after a delay (the
+#                           client times out and retries what is in fact indexed)
+BulkScript = Any
+
+
+@dataclass
+class BulkRequest:
+    path: str
+    headers: dict[str, str]
+    actions: list[dict[str, Any]]
+    docs: list[dict[str, Any]]
+    status: int = 0
+
+
+@dataclass
+class _EsState:
+    script: list[BulkScript] = field(default_factory=list)
+    indexed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    index_of: dict[str, str] = field(default_factory=dict)
+    requests: list[BulkRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _EsHandler(_QuietHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"name": "fake", "cluster_name": "flmon-test",
+                           "version": {"number": "9.0.0"},
+                           "tagline": "You Know, for Search"}).encode()
+        self._answer(200, body, ES_HEADERS)
+
+    def do_HEAD(self) -> None:
+        self._answer(200, b"", ES_HEADERS)
+
+    def do_PUT(self) -> None:
+        # The Python client sends _bulk as PUT; Elasticsearch takes PUT and POST alike.
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        state: _EsState = self.server.owner.state  # type: ignore[attr-defined]
+        raw = self._body()
+        if not self.path.split("?")[0].endswith("/_bulk"):
+            self._answer(404, b'{"error":"no handler"}', ES_HEADERS)
+            return
+        lines = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+        actions, docs = lines[0::2], lines[1::2]
+        req = BulkRequest(self.path, dict(self.headers), actions, docs)
+        with state.lock:
+            step = state.script.pop(0) if state.script else "ok"
+            state.requests.append(req)
+        delay = 0.0
+        if isinstance(step, tuple) and step[0] in ("slow", "lost"):
+            if step[0] == "slow":
+                time.sleep(step[1])
+            else:
+                delay = step[1]
+            step = "ok"
+        if isinstance(step, tuple) and step[0] == "garbage":
+            req.status = 200
+            self._answer(200, step[1], {"Content-Type": "text/html"})
+            return
+        if isinstance(step, tuple) and step[0] == "status":
+            req.status = step[1]
+            err = {"error": {"type": "es_rejected_execution_exception" if step[1] == 429
+                             else "internal_error", "reason": "scripted"},
+                   "status": step[1]}
+            self._answer(step[1], json.dumps(err).encode(), ES_HEADERS)
+            return
+        statuses = step[1] if isinstance(step, tuple) else [200] * len(actions)
+        items = []
+        errors = False
+        with state.lock:
+            for action, doc, wanted in zip(actions, docs, statuses, strict=False):
+                op, meta = next(iter(action.items()))
+                index = meta.get("_index") or self.path.strip("/").split("/")[0]
+                doc_id = meta.get("_id")
+                item: dict[str, Any] = {"_index": index, "_id": doc_id}
+                if wanted == 200 and op == "create" and doc_id in state.indexed:
+                    item.update(status=409, error={
+                        "type": "version_conflict_engine_exception",
+                        "reason": f"[{doc_id}]: version conflict, document already exists"})
+                    errors = True
+                elif wanted == 200:
+                    state.indexed[doc_id] = doc
+                    state.index_of[doc_id] = index
+                    item.update(status=201, result="created", _version=1)
+                else:
+                    kind = {429: "es_rejected_execution_exception",
+                            400: "document_parsing_exception"}.get(wanted, "internal_error")
+                    item.update(status=wanted, error={"type": kind, "reason": "scripted"})
+                    errors = True
+                items.append({op: item})
+        req.status = 200
+        body = json.dumps({"took": 1, "errors": errors, "items": items}).encode()
+        if delay:
+            time.sleep(delay)
+        with contextlib.suppress(OSError):  # the client may have given up waiting
+            self._answer(200, body, ES_HEADERS)
+
+
+class FakeElasticsearch(_Server):
+    """``_bulk`` on loopback, answering like Elasticsearch."""
+
+    handler = _EsHandler
+
+    def __init__(self, script: list[BulkScript] | None = None) -> None:
+        self.state = _EsState(script=list(script or []))
+        super().__init__()
+
+    @property
+    def indexed(self) -> dict[str, dict[str, Any]]:
+        with self.state.lock:
+            return dict(self.state.indexed)
+
+    @property
+    def requests(self) -> list[BulkRequest]:
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def sent_ids(self) -> list[str]:
+        """Every ``_id`` in every request, in order (repeats show the retries)."""
+        return [a[next(iter(a))]["_id"] for r in self.requests for a in r.actions]
+
+
+# --- Slack ------------------------------------------------------------------------------
+
+
+@dataclass
+class SlackAnswer:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+OK = SlackAnswer()
+RATE_LIMITED = SlackAnswer(429, b"rate_limited", {"Retry-After": "1"})
+SERVER_ERROR = SlackAnswer(500, b"internal_error")
+CHANNEL_NOT_FOUND = SlackAnswer(404, b"channel_not_found")
+
+
+@dataclass
+class SlackPost:
+    path: str
+    payload: dict[str, Any]
+    at: float
+    status: int
+
+
+class _SlackHandler(_QuietHandler):
+    def do_POST(self) -> None:
+        owner: FakeSlack = self.server.owner  # type: ignore[attr-defined]
+        raw = self._body()
+        with owner.lock:
+            answer = owner.script.pop(0) if owner.script else owner.default
+            owner.posts.append(SlackPost(self.path, json.loads(raw or b"{}"),
+                                         time.monotonic(), answer.status))
+        if answer.delay:
+            time.sleep(answer.delay)
+        headers = {"Content-Type": "text/plain; charset=utf-8", **answer.headers}
+        self._answer(answer.status, answer.body, headers)
+
+
+class FakeSlack(_Server):
+    """An incoming webhook on loopback; answers follow ``script``, then ``default``."""
+
+    handler = _SlackHandler
+
+    def __init__(self, script: list[SlackAnswer] | None = None,
+                 default: SlackAnswer = OK) -> None:
+        self.lock = threading.Lock()
+        self.script = list(script or [])
+        self.default = default
+        self.posts: list[SlackPost] = []
+        super().__init__()
+
+    def webhook_url(self) -> str:
+        return f"{self.url}/services/T000TEST/B000TEST/abcdefghijklmnopqrstuvwx"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[SlackPost]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.posts) >= count:
+                    return list(self.posts)
+            time.sleep(0.02)
+        with self.lock:
+            return list(self.posts)
+
+
+# --- faults -----------------------------------------------------------------------------
+
+
+class BlackHole:
+    """A TCP port that listens but never accepts: connections hang in the backlog.
+
+    The kernel completes handshakes up to the backlog; later connects hang too. Nothing
+    is ever read or answered.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(1)
+        self.port = int(self.sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _SlowHandler(_QuietHandler):
+    def do_POST(self) -> None:
+        owner: SlowHttpServer = self.server.owner  # type: ignore[attr-defined]
+        self._body()
+        owner.hits += 1
+        owner.stop.wait(owner.delay)
+        self._answer(200, b"ok", {"X-Elastic-Product": "Elasticsearch",
+                                  "Content-Type": "text/plain"})
+
+    def do_PUT(self) -> None:
+        self.do_POST()
+
+
+class SlowHttpServer(_Server):
+    """Answers every request after ``delay`` seconds (10 s by default)."""
+
+    handler = _SlowHandler
+
+    def __init__(self, delay: float = 10.0) -> None:
+        self.delay = delay
+        self.hits = 0
+        self.stop = threading.Event()
+        super().__init__()
+
+    def close(self) -> None:
+        self.stop.set()
+        super().close()
+
