@@ -88,9 +88,9 @@ def saved_objects(cfg: FlmonConfig) -> list[dict[str, Any]]:
                 "columns": columns,
                 "sort": [["@timestamp", "desc"]],
                 "kibanaSavedObjectMeta": {
-                    "searchSourceJSON": _search_source(f"({query}) and labels.federation : "
-                                                       f'"{fed}" or ({query}) and not '
-                                                       "labels.federation : *"),
+                    "searchSourceJSON": _search_source(
+                        f'({query}) and (labels.federation : "{fed}" or not '
+                        "labels.federation : *)"),
                 },
             },
             "references": index_ref,

@@ -1,0 +1,214 @@
+"""Grafana, Kibana, Datadog and Elasticsearch outputs: structure, references, models."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from datadog_api_client import Configuration
+from datadog_api_client.model_utils import validate_and_convert_types
+from datadog_api_client.v1.model.dashboard import Dashboard
+from datadog_api_client.v1.model.monitor import Monitor
+
+from flmon import catalog
+from flmon.config import ALERT_NAMES, parse_config
+from flmon.render import render
+from flmon.render.validate import kibana_problems
+
+from .conftest import REPO, minimal_data, with_changes
+
+GRAFANA_UNITS = {"percentunit", "s", "none", "short", "cps", "Bps", "bool_yes_no"}
+
+
+def _grafana() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((REPO / "dashboards/grafana").glob("*.json"))}
+
+
+def test_grafana_dashboards_structure() -> None:
+    dashboards = _grafana()
+    assert set(dashboards) == {"overview", "clients", "security"}
+    uids = set()
+    for name, doc in dashboards.items():
+        assert doc["uid"] == f"flmon-default-{name}" and len(doc["uid"]) <= 40
+        uids.add(doc["uid"])
+        assert doc["title"].startswith("flmon / default / ")
+        assert isinstance(doc["schemaVersion"], int) and doc["schemaVersion"] >= 36
+        variables = {v["name"]: v for v in doc["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource"
+        assert variables["datasource"]["query"] == "prometheus"
+        assert variables["datasource"]["current"]["value"] == "Prometheus"
+        ids = [p["id"] for p in doc["panels"]]
+        assert len(ids) == len(set(ids)) and len(ids) >= 8
+        for panel in doc["panels"]:
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            unit = panel["fieldConfig"]["defaults"].get("unit")
+            assert unit in GRAFANA_UNITS, f"{name}/{panel['title']}: unit {unit!r}"
+            assert panel["targets"], panel["title"]
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "${datasource}"
+                expr = target["expr"]
+                if re.search(r"\b(rate|increase|irate)\(", expr) and "[" in expr:
+                    windows = re.findall(r"\[([^\]]+)\]", expr)
+                    if "increase(" not in expr or panel["type"] != "stat":
+                        assert windows == ["$__rate_interval"] * len(windows), expr
+                assert 'federation="default"' in expr or "federation:" in expr, expr
+    assert len(uids) == 3
+
+
+def test_grafana_units_match_the_catalog() -> None:
+    for doc in _grafana().values():
+        for panel in doc["panels"]:
+            unit = panel["fieldConfig"]["defaults"]["unit"]
+            for target in panel["targets"]:
+                names = re.findall(r"\b(fl_[a-z_]+)\{", target["expr"])
+                for name in names:
+                    spec = catalog.BY_NAME.get(name.removesuffix("_bucket"))
+                    assert spec is not None, name
+                    if spec.unit == "ratio" and panel["title"] != "Epsilon spent":
+                        assert unit == "percentunit", panel["title"]
+                    if spec.unit == "seconds" and "rate(" not in target["expr"] and (
+                            "time() -" in target["expr"] or spec.type == "histogram"
+                            or name.endswith("duration_seconds")):
+                        assert unit == "s", panel["title"]
+
+
+def test_kibana_saved_objects() -> None:
+    lines = (REPO / "dashboards/kibana/flmon.ndjson").read_text(encoding="utf-8").splitlines()
+    objects = [json.loads(line) for line in lines]
+    types = [o["type"] for o in objects]
+    assert types[0] == "index-pattern" and types.count("search") == 4
+    assert "dashboard" in types and "visualization" in types
+    view = objects[0]["attributes"]
+    assert view == {"title": "flmon-logs-*", "name": "flmon logs (default)",
+                    "timeFieldName": "@timestamp"}
+    assert kibana_problems(objects) == []
+    ids = [(o["type"], o["id"]) for o in objects]
+    assert len(ids) == len(set(ids))
+    searches = {o["attributes"]["title"]: o for o in objects if o["type"] == "search"}
+    errors = json.loads(searches["flmon / default / Errors"]["attributes"]
+                        ["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    assert "log.level" in errors["query"]["query"]
+    assert errors["indexRefName"] == "kibanaSavedObjectMeta.searchSourceJSON.index"
+    security = searches["flmon / default / Security events"]["attributes"]
+    source = json.loads(security["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    assert source["query"]["query"].startswith('(event.kind : "alert") and ')
+    assert 'labels.federation : "default"' in source["query"]["query"]
+    dashboard = next(o for o in objects if o["type"] == "dashboard")
+    panels = json.loads(dashboard["attributes"]["panelsJSON"])
+    assert len(panels) == 5
+    refs = {r["name"]: r for r in dashboard["references"]}
+    assert {p["panelRefName"] for p in panels} == set(refs)
+
+
+def test_kibana_reference_check_catches_dangling_references() -> None:
+    lines = (REPO / "dashboards/kibana/flmon.ndjson").read_text(encoding="utf-8").splitlines()
+    objects = [json.loads(line) for line in lines]
+    dashboard = next(o for o in objects if o["type"] == "dashboard")
+    dashboard["references"][1]["id"] = "no-such-search"
+    problems = kibana_problems(objects)
+    assert len(problems) == 1 and "no-such-search" in problems[0]
+
+
+def _deserialize(data: dict[str, Any], model: type[Any]) -> Any:
+    obj = validate_and_convert_types(data, (model,), ["root"], True, True, Configuration())
+    assert isinstance(obj, model)
+    assert not obj._unparsed, f"{model.__name__} did not deserialize cleanly"
+    return obj
+
+
+def test_datadog_monitors_deserialize_and_query_the_right_metrics() -> None:
+    paths = sorted((REPO / "datadog/monitors").glob("*.json"))
+    assert {p.stem for p in paths} == set(ALERT_NAMES)
+    expected = {
+        "FLLowTrainingAccuracy": "flmon.fl_training_accuracy{federation:default} < 0.85",
+        "FLModelAccuracyDropped": "flmon.fl_training_accuracy{federation:default} < 0.8",
+        "FLNoModelUpdates": "flmon.fl_model_updates.count{federation:default}",
+        "FLClientDropout": "flmon.fl_client_failures.count{federation:default} by {client}",
+        "FLRoundStalled": "flmon.fl_round_in_progress{federation:default}",
+        "FLClientUpdateAnomaly": "flmon.fl_client_anomaly_score{federation:default} by {client}",
+        "FLPrivacyBudgetNearlyExhausted": "flmon.fl_dp_epsilon_budget{federation:default} >= 0.8",
+        "FLPrivacyBudgetExhausted": "flmon.fl_dp_epsilon_budget{federation:default} >= 1",
+        "FLTelemetryRejected": "flmon.fl_telemetry_rejected.count{federation:default}",
+        "FLExporterDown": '"openmetrics.health".over("federation:default")',
+    }
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        monitor = _deserialize(data, Monitor)
+        assert expected[path.stem] in monitor.query, monitor.query
+        assert "federation:default" in monitor.tags
+        assert "generated by flmon render" in monitor.message
+        assert f"docs/runbooks.md#{path.stem.lower()}" in monitor.message
+        for metric in re.findall(r"flmon\.([a-z_]+)", monitor.query):
+            base = metric if metric in catalog.BY_NAME else f"{metric}_total"
+            assert base in catalog.BY_NAME, metric
+
+
+def test_datadog_model_check_can_fail() -> None:
+    data = json.loads((REPO / "datadog/monitors/FLRoundStalled.json").read_text(encoding="utf-8"))
+    data["type"] = "not a monitor type"
+    with pytest.raises(AssertionError):
+        _deserialize(data, Monitor)
+
+
+def test_datadog_dashboard_and_check_config() -> None:
+    doc = json.loads((REPO / "datadog/dashboard.json").read_text(encoding="utf-8"))
+    dashboard = _deserialize(doc, Dashboard)
+    assert len(dashboard.widgets) >= 8
+    for widget in dashboard.widgets:
+        assert type(widget.definition.get_oneof_instance()).__name__ == (
+            "TimeseriesWidgetDefinition")
+        for request in doc["widgets"][0]["definition"]["requests"]:
+            assert request["q"].startswith("max:flmon.fl_")
+    import yaml
+
+    conf = yaml.safe_load((REPO / "datadog/conf.yaml").read_text(encoding="utf-8"))
+    instance = conf["instances"][0]
+    assert instance["openmetrics_endpoint"] == "http://127.0.0.1:9464/metrics"
+    assert "prometheus_url" not in instance
+    assert instance["namespace"] == "flmon"
+    assert "federation:default" in instance["tags"]
+
+
+def test_datadog_namespace_comes_from_the_config() -> None:
+    files = render(parse_config(with_changes(minimal_data(), datadog__namespace="hospital",
+                                             datadog__tags=["env:prod"])))
+    monitor = json.loads(files["datadog/monitors/FLClientDropout.json"])
+    assert monitor["query"].startswith(
+        "sum(last_30m):sum:hospital.fl_client_failures.count{federation:hospitals_eu}")
+    assert "env:prod" in monitor["tags"]
+
+
+def test_elasticsearch_template_and_policy() -> None:
+    template = json.loads((REPO / "elasticsearch/index-template.json").read_text(encoding="utf-8"))
+    assert template["index_patterns"] == ["flmon-logs-*"]
+    props = template["template"]["mappings"]["properties"]
+    assert props["@timestamp"] == {"type": "date"}
+    assert props["labels"]["properties"]["run_id"]["type"] == "keyword"
+    assert props["labels"]["properties"]["round"]["type"] == "long"
+    assert props["labels"]["properties"]["node_id"]["type"] == "keyword"
+    assert props["event"]["properties"]["action"]["type"] == "keyword"
+    assert props["event"]["properties"]["kind"]["type"] == "keyword"
+    assert props["log"]["properties"]["level"]["type"] == "keyword"
+    assert template["template"]["settings"]["index"]["lifecycle"]["name"] == "flmon-logs"
+    policy = json.loads((REPO / "elasticsearch/ilm-policy.json").read_text(encoding="utf-8"))
+    phases = policy["policy"]["phases"]
+    assert phases["hot"]["actions"]["rollover"]["max_age"] == "7d"
+    assert phases["delete"]["min_age"] == "30d"
+    assert "generated by flmon render" in template["_meta"]["description"]
+
+
+def _no_constants(constant: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {constant}")
+
+
+def test_every_json_output_is_strict_json() -> None:
+    paths = [p for top in ("dashboards", "datadog", "elasticsearch")
+             for p in (REPO / top).glob("**/*.json")]
+    assert len(paths) >= 15
+    for path in paths:
+        json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
