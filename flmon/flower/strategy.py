@@ -200,6 +200,8 @@ class InstrumentedStrategy(Strategy):
         self._selected[phase] = {m.metadata.dst_node_id for m in messages}
         self._safely("configure", lambda: self.recorder.phase_configured(
             phase, len(messages), sum(_content_bytes(m) for m in messages)))
+        # Pushed now, so that a round stuck waiting for replies shows as in progress.
+        self._push()
         return messages
 
     def configure_train(

@@ -1,0 +1,70 @@
+"""The Pushgateway pusher against a real Pushgateway, and against a closed port."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.parser import text_string_to_metric_families
+
+from flmon.harness.ports import free_port
+from flmon.harness.pushgateway import Pushgateway
+from flmon.push import Pusher
+
+
+def _pushed(gateway: Pushgateway, name: str) -> dict[str, float]:
+    out = {}
+    for family in text_string_to_metric_families(gateway.metrics_text()):
+        for sample in family.samples:
+            if sample.name == name:
+                out[sample.labels.get("federation", "")] = sample.value
+    return out
+
+
+def test_final_state_reaches_the_pushgateway_on_close() -> None:
+    registry = CollectorRegistry()
+    rounds = Gauge("fl_current_round", "x", registry=registry)
+    with Pushgateway() as gateway:
+        pusher = Pusher(gateway.address, registry, job="flmon",
+                        grouping_key={"federation": "hospitals"})
+        rounds.set(1)
+        pusher.request()
+        deadline = time.monotonic() + 10
+        while _pushed(gateway, "fl_current_round") != {"hospitals": 1.0}:
+            assert time.monotonic() < deadline, gateway.metrics_text()[-2000:]
+            time.sleep(0.1)
+        rounds.set(5)
+        assert pusher.close(timeout=5) is True
+        assert _pushed(gateway, "fl_current_round") == {"hospitals": 5.0}
+        assert pusher.errors == 0 and pusher.pushes >= 2
+
+
+def test_a_closed_port_costs_the_caller_nothing_and_is_counted() -> None:
+    registry = CollectorRegistry()
+    Gauge("fl_current_round", "x", registry=registry).set(1)
+    errors: list[Exception] = []
+    pusher = Pusher(f"127.0.0.1:{free_port()}", registry, timeout=1.0,
+                    on_error=errors.append)
+    for _ in range(1000):
+        pusher.request()
+    closed = pusher.close(timeout=3)
+    assert closed is True and pusher.errors >= 1 and errors
+    assert pusher.pushes == 0
+
+
+def test_request_returns_while_a_push_hangs() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def hanging_push(*args: object, **kwargs: object) -> None:
+        started.set()
+        release.wait(30)
+
+    pusher = Pusher("127.0.0.1:9", CollectorRegistry(), push=hanging_push)
+    pusher.request()
+    assert started.wait(5)
+    for _ in range(100):
+        pusher.request()  # would hang here if request() waited for the push in flight
+    assert pusher.close(timeout=0.5) is False  # the final push cannot finish in time
+    release.set()
