@@ -110,6 +110,25 @@ def test_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
     assert "SUCCESS" in result.stdout
 
 
+def test_prometheus_rule_passes_the_rendered_rule_unit_tests(tmp_path: Path) -> None:
+    # The groups as the chart ships them behave as rendered: flmon render's own
+    # `promtool test rules` cases (rules/tests/, reading ../flmon-rules.yaml) pass on them.
+    rule = one(manifests(render()), "PrometheusRule", "flmon-rules")
+    (tmp_path / "flmon-rules.yaml").write_text(
+        yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    cases = sorted((REPO / "rules" / "tests").glob("*.yaml"))
+    assert cases, "rules/tests/ holds no promtool test"
+    tests_dir = tmp_path / "tests"
+    tests_dir.mkdir()
+    for case in cases:
+        shutil.copy(case, tests_dir / case.name)
+    result = subprocess.run(
+        [_tool("promtool"), "test", "rules", *sorted(str(p) for p in tests_dir.glob("*.yaml"))],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tests_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("SUCCESS") >= len(cases)
+
+
 def test_promtool_rejects_a_broken_group(tmp_path: Path) -> None:
     rule = one(manifests(render()), "PrometheusRule", "flmon-rules")
     groups = rule["spec"]["groups"]
