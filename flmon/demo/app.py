@@ -1,0 +1,194 @@
+"""``flmon demo``: start the reference deployment, run a scenario, print a summary."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from flmon.demo import scenarios
+from flmon.demo.runner import (
+    EXAMPLES,
+    EXAMPLES_DIR,
+    AlertEvent,
+    RoundRow,
+    RunOutcome,
+    ScenarioRun,
+    centralized_baseline,
+    example_dir,
+)
+from flmon.demo.stack import ConfigValue, DemoStack
+from flmon.harness.slack_receiver import SlackMessage
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``flmon demo`` was asked for."""
+
+    scenario: str = "healthy"
+    example: str = "healthcare"
+    nodes: int = 3
+    rounds: int = 5
+    dp: bool = False
+    workdir: Path = Path(".flmon-demo")
+    hold: bool = False
+    baseline: bool = True
+    examples_dir: Path = EXAMPLES_DIR
+
+
+def _fmt(value: float | None, percent: bool = True) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if percent else f"{value:.2f}"
+
+
+class Printer:
+    """Progress lines on ``out``; thread-safe enough for one line per call."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.t0 = time.monotonic()
+
+    def line(self, text: str) -> None:
+        self.out.write(f"[{time.monotonic() - self.t0:6.1f}s] {text}\n")
+        self.out.flush()
+
+    def header(self) -> None:
+        self.out.write(
+            f"{'round':>5}  {'time':>6}  {'train acc':>9}  {'eval acc':>8}  "
+            f"{'global acc':>10}  {'replies':>7}  alerts firing\n"
+        )
+        self.out.flush()
+
+    def row(self, r: RoundRow) -> None:
+        replies = f"{r.replied}/{r.selected}" if r.selected is not None else "-"
+        self.out.write(
+            f"{r.round:>5}  {r.seconds:5.1f}s  {_fmt(r.train_accuracy):>9}  "
+            f"{_fmt(r.eval_accuracy):>8}  {_fmt(r.central_accuracy):>10}  {replies:>7}  "
+            f"{', '.join(r.firing) or '-'}\n"
+        )
+        self.out.flush()
+
+    def alert(self, e: AlertEvent) -> None:
+        client = f" client={e.labels['client']}" if "client" in e.labels else ""
+        sev = e.labels.get("severity", "?")
+        self.line(f"Prometheus: {e.alertname} {e.state.upper()} ({sev}){client}")
+
+    def slack(self, m: SlackMessage) -> None:
+        title = m.attachments[0].get("title", "") if m.attachments else m.text
+        self.line(f"Slack {m.channel}: {title}")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """Run the demo; 0 when the scenario showed what it should, 1 otherwise."""
+    scenario = scenarios.get(opts.scenario)
+    app_dir = example_dir(opts.example, opts.examples_dir)
+    federation = EXAMPLES[opts.example]
+    if opts.rounds < scenario.min_rounds:
+        raise ValueError(f"scenario {scenario.name} needs at least {scenario.min_rounds} rounds")
+    if opts.nodes < 3:
+        raise ValueError("the demo needs at least 3 nodes (robust update statistics need 3)")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    p = Printer(out)
+    p.line(f"flmon demo: {opts.example} ({federation}), {opts.nodes} nodes, {opts.rounds} "
+           f"rounds, scenario {scenario.name}: {scenario.description}")
+    workdir = opts.workdir.resolve()
+    try:
+        with DemoStack(federation, opts.nodes, workdir=workdir, on_slack=p.slack) as stack:
+            assert stack.prometheus is not None and stack.alertmanager is not None
+            p.line(f"Prometheus {stack.prometheus.url}  AlertManager {stack.alertmanager.url}  "
+                   f"Pushgateway {stack.pushgateway.url}  Slack receiver {stack.slack.url}")
+            p.line(f"SuperLink {stack.flower.address if stack.flower else '-'}, "
+                   f"{opts.nodes} SuperNodes; logs in {workdir}")
+            extra: dict[str, ConfigValue] = {"dp": True} if opts.dp else {}
+            run = ScenarioRun(stack, opts.example, scenario, opts.rounds, run_config=extra,
+                              examples_dir=opts.examples_dir, on_round=p.row,
+                              on_alert=p.alert, on_note=p.line)
+            run.start()
+            p.line(f"flwr run {app_dir.name} submitted")
+            p.header()
+            outcome = run.run()
+            baseline: dict[str, float] | None = None
+            if opts.baseline:
+                p.line("training the centralized baseline on the union of the nodes' data")
+                baseline = centralized_baseline(opts.example, opts.nodes, opts.rounds,
+                                                opts.examples_dir)
+            ok = _summary(out, opts, scenario, outcome, stack, baseline)
+            if opts.hold:
+                p.line("holding: Prometheus and AlertManager stay up; Ctrl-C to stop")
+                while True:
+                    time.sleep(3600)
+            return 0 if ok else 1
+    except KeyboardInterrupt:
+        out.write("\ninterrupted: every process was stopped\n")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _summary(
+    out: TextIO,
+    opts: DemoOptions,
+    scenario: scenarios.Scenario,
+    outcome: RunOutcome,
+    stack: DemoStack,
+    baseline: dict[str, float] | None,
+) -> bool:
+    assert stack.prometheus is not None and stack.alertmanager is not None
+    messages = stack.slack.messages()
+    fired, resolved = outcome.fired(), outcome.resolved()
+    missing = [a for a in scenario.expected_alerts if a not in fired]
+    unresolved = [a for a in scenario.expected_alerts
+                  if scenario.resolves and a in fired and a not in resolved]
+    unexpected_critical = sorted({
+        e.alertname for e in outcome.events
+        if e.state == "firing" and e.labels.get("severity") == "critical"
+        and e.alertname not in scenario.expected_alerts
+    })
+    final = outcome.final
+    w = out.write
+    w("\n=== summary " + "=" * 60 + "\n")
+    w(f"scenario            {scenario.name} ({opts.example}, {opts.nodes} nodes)\n")
+    w(f"rounds              {outcome.rounds_completed}/{outcome.rounds_planned} completed "
+      f"in {outcome.seconds:.0f}s (flwr run exit code {outcome.returncode})\n")
+    w(f"global accuracy     {_fmt(final.get('centralized_accuracy'))} on the held-out "
+      f"test set (federated)\n")
+    if baseline is not None:
+        w(f"baseline accuracy   {_fmt(baseline['accuracy'])} (centralized, trained on the "
+          f"union of the nodes' data)\n")
+    if final.get("dp_epsilon_spent"):
+        budget = final.get("dp_epsilon_budget") or 0.0
+        w(f"DP epsilon spent    {final['dp_epsilon_spent']:.2f}"
+          f"{f' of {budget:.2f}' if budget else ' (no budget)'}\n")
+    w(f"alerts fired        {', '.join(fired) or 'none'}\n")
+    w(f"alerts resolved     {', '.join(resolved) or 'none'}\n")
+    firing_msgs = [m for m in messages if not m.resolved]
+    w(f"Slack messages      {len(messages)} ({len(firing_msgs)} firing, "
+      f"{len(messages) - len(firing_msgs)} resolved)\n")
+    for m in messages:
+        title = m.attachments[0].get("title", "") if m.attachments else m.text
+        w(f"  {m.channel:<14} {title}\n")
+    w(f"Prometheus          {stack.prometheus.url}/alerts\n")
+    w(f"AlertManager        {stack.alertmanager.url}/#/alerts\n")
+    w(f"Grafana dashboards  {stack.dashboards_dir}/*.json (import into Grafana)\n")
+    w(f"logs and config     {stack.workdir}\n")
+    ok = not missing and not unresolved and not unexpected_critical \
+        and outcome.rounds_completed > 0
+    if missing:
+        w(f"NOT SHOWN: expected alert(s) did not fire: {', '.join(missing)}\n")
+    if unresolved:
+        w(f"NOT SHOWN: alert(s) did not resolve after recovery: {', '.join(unresolved)}\n")
+    if unexpected_critical:
+        w(f"UNEXPECTED: critical alert(s) fired: {', '.join(unexpected_critical)}\n")
+    if ok:
+        w("result              the scenario showed what it should\n")
+    out.flush()
+    return ok

@@ -1,0 +1,363 @@
+"""Run one scenario on a :class:`~flmon.demo.stack.DemoStack` and watch it through Prometheus.
+
+:class:`ScenarioRun` submits the example app with ``flwr run --stream`` in the
+background, follows the rounds through Prometheus' HTTP API (the same series the
+dashboards and alerts read), injects the SuperNode kill of the ``node-killed`` scenario,
+records alert transitions and Slack messages, and after the run waits (bounded) for the
+expected alerts to fire and, where the fault ended, to resolve.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flmon.demo.config import LIVE_JOB, PUSHED_JOB
+from flmon.demo.scenarios import Scenario
+from flmon.demo.stack import ConfigValue, DemoStack
+from flmon.harness.flower import CONNECTION, FlowerFederation, format_config
+from flmon.harness.process import ManagedProcess
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+EXAMPLES: dict[str, str] = {"healthcare": "hospitals", "fraud": "banks"}
+"""Example app -> federation name."""
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+
+
+def example_dir(example: str, examples_dir: Path = EXAMPLES_DIR) -> Path:
+    """The app directory of ``example``; ``FileNotFoundError`` if it is not there."""
+    if example not in EXAMPLES:
+        raise KeyError(f"unknown example {example!r}; choose from {', '.join(EXAMPLES)}")
+    path = examples_dir / example
+    if not (path / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"{path}/pyproject.toml not found (run from the flmon repository)")
+    return path
+
+
+def app_config(app_dir: Path) -> dict[str, Any]:
+    """The ``[tool.flwr.app.config]`` defaults of an app."""
+    with open(app_dir / "pyproject.toml", "rb") as fh:
+        doc = tomllib.load(fh)
+    config: dict[str, Any] = doc["tool"]["flwr"]["app"]["config"]
+    return config
+
+
+def _flwr_bin() -> str:
+    candidate = Path(sys.executable).parent / "flwr"
+    return str(candidate) if candidate.exists() else "flwr"
+
+
+@dataclass
+class RoundRow:
+    """What Prometheus showed when a round completed."""
+
+    round: int
+    seconds: float
+    train_accuracy: float | None
+    eval_accuracy: float | None
+    central_accuracy: float | None
+    replied: int | None
+    selected: int | None
+    firing: tuple[str, ...]
+
+
+@dataclass
+class AlertEvent:
+    """An alert transition seen in Prometheus."""
+
+    at: float
+    alertname: str
+    state: str  # "firing" or "resolved"
+    labels: dict[str, str]
+
+
+@dataclass
+class RunOutcome:
+    """Everything the summary needs."""
+
+    scenario: str
+    example: str
+    rounds_planned: int
+    rounds_completed: int
+    returncode: int | None
+    seconds: float
+    rows: list[RoundRow] = field(default_factory=list)
+    events: list[AlertEvent] = field(default_factory=list)
+    final: dict[str, float | None] = field(default_factory=dict)
+    killed_node: int | None = None
+
+    def fired(self) -> list[str]:
+        """Alert names that fired, in order of first firing."""
+        seen: list[str] = []
+        for e in self.events:
+            if e.state == "firing" and e.alertname not in seen:
+                seen.append(e.alertname)
+        return seen
+
+    def resolved(self) -> list[str]:
+        """Alert names that fired and were no longer firing at the end."""
+        last: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        for e in self.events:
+            last[(e.alertname, tuple(sorted(e.labels.items())))] = e.state
+        names = {k[0] for k in last}
+        return [n for n in self.fired()
+                if n in names and all(s == "resolved" for (a, _), s in last.items() if a == n)]
+
+
+def _alert_key(alert: dict[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    labels: dict[str, str] = alert["labels"]
+    return labels["alertname"], tuple(sorted(labels.items()))
+
+
+class ScenarioRun:
+    """One ``flwr run`` of an example app on a started stack.
+
+    Parameters
+    ----------
+    stack
+        A started :class:`DemoStack` (with Flower).
+    example
+        ``healthcare`` or ``fraud``.
+    scenario
+        What to inject.
+    rounds
+        ``num-server-rounds``.
+    run_config
+        Extra run-config overrides.
+    on_round, on_alert
+        Progress callbacks.
+    """
+
+    def __init__(
+        self,
+        stack: DemoStack,
+        example: str,
+        scenario: Scenario,
+        rounds: int,
+        *,
+        run_config: dict[str, ConfigValue] | None = None,
+        examples_dir: Path = EXAMPLES_DIR,
+        on_round: Callable[[RoundRow], None] | None = None,
+        on_alert: Callable[[AlertEvent], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
+    ) -> None:
+        if stack.flower is None or stack.prometheus is None:
+            raise RuntimeError("start the stack (with Flower) first")
+        self.stack = stack
+        self.flower: FlowerFederation = stack.flower
+        self.example = example
+        self.app_dir = example_dir(example, examples_dir)
+        self.scenario = scenario
+        self.rounds = rounds
+        self.run_config: dict[str, ConfigValue] = {
+            "num-server-rounds": rounds,
+            "scenario": scenario.name,
+            **scenario.run_config,
+            **stack.flmon_run_config(),
+            **(run_config or {}),
+        }
+        self.on_round = on_round or (lambda _r: None)
+        self.on_alert = on_alert or (lambda _e: None)
+        self.on_note = on_note or (lambda _n: None)
+        self.process: ManagedProcess | None = None
+        self._alert_state: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self.outcome = RunOutcome(scenario.name, example, rounds, 0, None, 0.0)
+
+    # --- Prometheus reads -----------------------------------------------------------------
+
+    def value(self, metric: str, extra: str = "") -> float | None:
+        """Latest value of a federation metric: the live exporter's, else the pushed one."""
+        prom = self.stack.prometheus
+        assert prom is not None
+        fed = self.stack.federation
+        for job in (LIVE_JOB, PUSHED_JOB):
+            sel = f'job="{job}",federation="{fed}"' + (f",{extra}" if extra else "")
+            result = prom.query(f"max({metric}{{{sel}}})")
+            if result:
+                return float(result[0]["value"][1])
+        return None
+
+    def pushed_value(self, metric: str, extra: str = "") -> float | None:
+        """Latest value of a federation metric as the Pushgateway holds it."""
+        prom = self.stack.prometheus
+        assert prom is not None
+        sel = f'job="{PUSHED_JOB}",federation="{self.stack.federation}"'
+        result = prom.query(f"max({metric}{{{sel}{',' + extra if extra else ''}}})")
+        return float(result[0]["value"][1]) if result else None
+
+    def _completed(self) -> int:
+        values = [v for v in (self.value("fl_rounds_completed_total"),
+                              self.pushed_value("fl_rounds_completed_total")) if v is not None]
+        return int(max(values)) if values else 0
+
+    def _poll_alerts(self) -> tuple[str, ...]:
+        prom = self.stack.prometheus
+        assert prom is not None
+        now = time.time()
+        current: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+        for alert in prom.alerts():
+            if alert.get("state") == "firing":
+                current[_alert_key(alert)] = alert
+        for key, alert in current.items():
+            if self._alert_state.get(key) != "firing":
+                self._alert_state[key] = "firing"
+                event = AlertEvent(now, key[0], "firing", dict(alert["labels"]))
+                self.outcome.events.append(event)
+                self.on_alert(event)
+        for key, state in list(self._alert_state.items()):
+            if state == "firing" and key not in current:
+                self._alert_state[key] = "resolved"
+                event = AlertEvent(now, key[0], "resolved", dict(key[1]))
+                self.outcome.events.append(event)
+                self.on_alert(event)
+        return tuple(sorted({k[0] for k in current}))
+
+    def firing(self) -> set[str]:
+        """Alert names firing now (as last polled)."""
+        return {k[0] for k, s in self._alert_state.items() if s == "firing"}
+
+    # --- the run ------------------------------------------------------------------------
+
+    def start(self) -> ManagedProcess:
+        """Submit the run (``flwr run APP CONNECTION --stream``) in the background."""
+        argv = [_flwr_bin(), "run", str(self.app_dir), CONNECTION, "--stream",
+                "--run-config", format_config(self.run_config)]
+        self.process = ManagedProcess(
+            "flwr-run", argv, self.flower.workdir / "flwr-run.log",
+            env=self.flower.env, cwd=self.flower.workdir,
+        ).start()
+        return self.process
+
+    def _inject(self, completed: int) -> None:
+        sc = self.scenario
+        index = int(self.run_config.get("fault-partition", 1)) % self.flower.num_supernodes
+        if sc.kill_after_round and completed >= sc.kill_after_round \
+                and self.outcome.killed_node is None:
+            self.flower.kill_supernode(index)
+            self.outcome.killed_node = index
+            self.on_note(f"killed SuperNode {index} (SIGKILL) after round {completed}")
+        if sc.restart_after_round and completed >= sc.restart_after_round \
+                and self.outcome.killed_node is not None and not self.flower.supernodes[
+                    self.outcome.killed_node].running:
+            restart_supernode(self.flower, self.outcome.killed_node)
+            self.on_note(f"restarted SuperNode {index} after round {completed}")
+
+    def run(self, timeout: float = 900.0, settle_timeout: float = 90.0) -> RunOutcome:
+        """Run to the end, then wait for the expected alerts (see the module docstring)."""
+        started = time.monotonic()
+        proc = self.process or self.start()
+        last_completed = 0
+        last_round_at = time.monotonic()
+        while proc.running:
+            if time.monotonic() - started > timeout:
+                proc.stop()
+                raise TimeoutError(f"run did not end within {timeout:.0f}s; log {proc.log_path}")
+            firing = self._poll_alerts()
+            completed = self._completed()
+            if completed > last_completed:
+                time.sleep(1.2)  # let Prometheus scrape the centralized evaluation
+                for number in range(last_completed + 1, completed + 1):
+                    self._emit_row(number, time.monotonic() - last_round_at, firing)
+                last_completed = completed
+                last_round_at = time.monotonic()
+            self._inject(completed)
+            time.sleep(0.5)
+        self.outcome.returncode = proc.returncode
+        self.outcome.seconds = time.monotonic() - started
+        time.sleep(2.5)  # the final push and one more scrape
+        completed = self._completed()
+        for number in range(last_completed + 1, completed + 1):
+            self._emit_row(number, time.monotonic() - last_round_at, self._poll_alerts())
+        self.outcome.rounds_completed = completed
+        self.outcome.final = {
+            "centralized_accuracy": self.pushed_value("fl_centralized_accuracy"),
+            "training_accuracy": self.pushed_value("fl_training_accuracy"),
+            "evaluation_accuracy": self.pushed_value("fl_evaluation_accuracy"),
+            "dp_epsilon_spent": self.pushed_value("fl_dp_epsilon_spent"),
+            "dp_epsilon_budget": self.pushed_value("fl_dp_epsilon_budget"),
+        }
+        self._settle(settle_timeout)
+        return self.outcome
+
+    def _settle(self, timeout: float) -> None:
+        expected = set(self.scenario.expected_alerts)
+        deadline = time.monotonic() + timeout
+        if expected:
+            self.on_note(f"waiting for {', '.join(sorted(expected))} "
+                         f"{'to fire and resolve' if self.scenario.resolves else 'to fire'}")
+        else:
+            deadline = time.monotonic() + min(timeout, 5.0)
+        while time.monotonic() < deadline:
+            self._poll_alerts()
+            fired = set(self.outcome.fired())
+            if expected and expected <= fired and (
+                not self.scenario.resolves or not (self.firing() & expected)
+            ):
+                break
+            time.sleep(1.0)
+        # AlertManager needs a group_interval to send what Prometheus resolved.
+        time.sleep(3.0)
+        self._poll_alerts()
+
+    def _emit_row(self, number: int, seconds: float, firing: tuple[str, ...]) -> None:
+        def count(metric: str) -> int | None:
+            v = self.value(metric, 'phase="train"')
+            return None if v is None else int(v)
+
+        row = RoundRow(
+            round=number,
+            seconds=seconds,
+            train_accuracy=self.value("fl_training_accuracy"),
+            eval_accuracy=self.value("fl_evaluation_accuracy"),
+            central_accuracy=self.value("fl_centralized_accuracy"),
+            replied=count("fl_clients_replied"),
+            selected=count("fl_clients_selected"),
+            firing=firing,
+        )
+        self.outcome.rows.append(row)
+        self.on_round(row)
+
+
+def restart_supernode(flower: FlowerFederation, index: int) -> None:
+    """Start SuperNode ``index`` again with its node config (a new node id)."""
+    public = getattr(flower, "restart_supernode", None)
+    if callable(public):
+        public(index)
+        return
+    flower.supernodes[index].stop()
+    flower.supernodes[index] = flower._start_supernode(index)
+
+
+def centralized_baseline(example: str, num_nodes: int, rounds: int,
+                         examples_dir: Path = EXAMPLES_DIR) -> dict[str, float]:
+    """Train the same network on the union of every node's training data.
+
+    Same hyperparameters as the federation, ``local-epochs x rounds`` epochs, scored on
+    the same global test set the server uses. Imports TensorFlow in this process.
+    """
+    from flmon.demo import tabular
+
+    app = example_dir(example, examples_dir)
+    cfg = app_config(app)
+    sys.path.insert(0, str(app))
+    try:
+        task = importlib.import_module(f"{example}.task")
+    finally:
+        sys.path.remove(str(app))
+    union = task.load_union(num_nodes)
+    weights = tabular.init_weights(task.NUM_FEATURES, task.HIDDEN_UNITS, int(cfg["seed"]))
+    trained, _ = tabular.fit_keras(
+        weights, union, hidden=task.HIDDEN_UNITS, learning_rate=float(cfg["learning-rate"]),
+        epochs=int(cfg["local-epochs"]) * rounds, batch_size=int(cfg["batch-size"]), seed=1,
+    )
+    return tabular.evaluate(trained, task.load_global_test())
