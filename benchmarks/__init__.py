@@ -1,0 +1,1 @@
+"""flmon benchmarks: ``make bench`` (``python -m benchmarks.run``)."""
