@@ -214,6 +214,17 @@ class QueueSink(ABC, Generic[T]):
             self._wake.set()
         return True
 
+    def reject_if_full(self) -> bool:
+        """Count a drop and return ``True`` when :meth:`put` would drop right now.
+
+        A cheap check (no lock) for producers whose records are costly to build: a full
+        queue then costs them nothing but this call.
+        """
+        if self._closing or len(self._queue) >= self.settings.queue_size:
+            self._counters.dropped.inc()
+            return True
+        return False
+
     @property
     def queued(self) -> int:
         """Records waiting in the queue (not counting a batch in flight)."""

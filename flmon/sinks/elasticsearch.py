@@ -294,6 +294,8 @@ class ElasticsearchHandler(logging.Handler):
         if record.name.startswith(_IGNORED_LOGGERS) or \
                 threading.current_thread().name == f"flmon-sink-{SINK_NAME}":
             return
+        if self.sink.reject_if_full():  # do not format what would be dropped
+            return
         try:
             doc = self.ecs.to_dict(record)
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
