@@ -112,6 +112,19 @@ def seconds_text(value: float) -> str:
     return f"{v}s"
 
 
+def window_increase(metric: str, sel: str, window: str) -> str:
+    """How much counter ``metric`` grew within ``window``, counting new series too.
+
+    ``increase()`` needs two samples of a series, so the first increment of a labelled
+    counter child (created at its first ``inc()``, as flmon's per-client and per-reason
+    children are) is lost. A series that did not exist ``window`` ago started from 0
+    within the window: its current value is its increase.
+    """
+    return (f"({metric}{sel} unless {metric}{sel} offset {window})\n"
+            f"or\n"
+            f"increase({metric}{sel}[{window}])")
+
+
 def recording_rules(cfg: FlmonConfig) -> list[RecordingRule]:
     """Recording rules that make dashboards and alerts cheaper."""
     s = selector(cfg)
@@ -216,14 +229,17 @@ def alert_rules(cfg: FlmonConfig) -> list[AlertRule]:
             f"(time() - max by (federation, job) (fl_run_start_timestamp_seconds{s}) "
             f"> {num(duration_seconds(upd_w))})\n"
             f"unless on (federation, job)\n"
-            f"(sum by (federation, job) (increase(fl_model_updates_total{s}[{upd_w}])) > 0)",
+            f"(sum by (federation, job) (\n"
+            f"{window_increase('fl_model_updates_total', s, upd_w)}\n"
+            f") > 0)",
             "No model updates while a run is in progress",
             f"Federation {fed} has a run in progress ({{{{ $labels.job }}}}) but received no "
             f"model update from any client in the last {upd_w}.",
         ),
         "FLClientDropout": (
-            f"sum by (federation, job, client) "
-            f"(increase(fl_client_failures_total{s}[{dropout_w}])) >= {num(dropout_t)}",
+            f"sum by (federation, job, client) (\n"
+            f"{window_increase('fl_client_failures_total', s, dropout_w)}\n"
+            f") >= {num(dropout_t)}",
             "A client keeps failing",
             f"Client {{{{ $labels.client }}}} of federation {fed} failed "
             f'{{{{ $value | printf "%.0f" }}}} times in the last {dropout_w} '
@@ -243,8 +259,9 @@ def alert_rules(cfg: FlmonConfig) -> list[AlertRule]:
             f"or\n"
             f"{by_client} (fl_client_anomaly_score{s})\n"
             f"and on (federation, job, client)\n"
-            f"(sum by (federation, job, client) "
-            f"(increase(fl_anomalous_updates_total{s}[{anomaly_w}])) > 0)",
+            f"(sum by (federation, job, client) (\n"
+            f"{window_increase('fl_anomalous_updates_total', s, anomaly_w)}\n"
+            f") > 0)",
             "A client sent an anomalous model update",
             f"Client {{{{ $labels.client }}}} of federation {fed} sent a model update with "
             f'anomaly score {{{{ $value | printf "%.2f" }}}} (threshold {num(anomaly_t)}, or '
@@ -266,8 +283,9 @@ def alert_rules(cfg: FlmonConfig) -> list[AlertRule]:
             f"break the privacy guarantee.",
         ),
         "FLTelemetryRejected": (
-            f"sum by (federation, job, reason) "
-            f"(increase(fl_telemetry_rejected_total{s}[{rej_w}])) > {num(rej_t)}",
+            f"sum by (federation, job, reason) (\n"
+            f"{window_increase('fl_telemetry_rejected_total', s, rej_w)}\n"
+            f") > {num(rej_t)}",
             "Client telemetry was rejected",
             f"Federation {fed} rejected {{{{ $value | printf \"%.0f\" }}}} client telemetry "
             f"records or fields in the last {rej_w} (reason {{{{ $labels.reason }}}}).",

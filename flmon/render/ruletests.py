@@ -98,6 +98,11 @@ def _const(value: float | str, minutes: int) -> str:
     return f"{value}x{minutes}"
 
 
+def _blank(minutes: int) -> str:
+    """``minutes`` missing samples (the series does not exist yet)."""
+    return " ".join(["_"] * minutes)
+
+
 def _fmt(value: float) -> str:
     return "NaN" if math.isnan(value) else f"{value:g}"
 
@@ -207,6 +212,18 @@ def _client_dropout(b: _Builder) -> None:
     b.case("no client fails",
            [_series("fl_client_failures_total", healthy, _const(2, n))],
            [(fire_at, [])])
+    # A client's failure counter appears at its first failure (value 1, no earlier sample):
+    # increase() alone would miss that failure.
+    start, count = 2, math.ceil(settings.threshold)
+    new_at = start + count + b.for_min + 1
+    if new_at - window_min < start:
+        ramp = " ".join(str(v) for v in range(1, count + 1))
+        values = f"{_blank(start)} {ramp} {count}x{new_at + 5 - start - count}"
+        b.case(f"a new client fails {count} times right after joining",
+               [_series("fl_client_failures_total", {**failing, "client": "site-c"}, values)],
+               [(start + count - 2, []),
+                (new_at, [b.expected({"federation": b.fed, "job": b.job, "client": "site-c"},
+                                     count)])])
 
 
 def _round_stalled(b: _Builder) -> None:
@@ -301,6 +318,18 @@ def _telemetry_rejected(b: _Builder) -> None:
                                   per_min * window_min)])])
     b.case("nothing rejected lately",
            [_series("fl_telemetry_rejected_total", labels, _const(5, n))], [(fire_at, [])])
+    # The counter of a reason appears with its first rejection: that one counts too.
+    start = 2
+    first = math.floor(settings.threshold) + 1
+    new_at = start + b.for_min + 1
+    if new_at - window_min < start:
+        fresh = {**b.base, "reason": "unknown_key"}
+        b.case("the first rejections of a new reason",
+               [_series("fl_telemetry_rejected_total", fresh,
+                        f"{_blank(start)} {_const(first, new_at + 5 - start)}")],
+               [(start - 1, []),
+                (new_at, [b.expected({"federation": b.fed, "job": b.job,
+                                      "reason": "unknown_key"}, first)])])
 
 
 def _exporter_down(b: _Builder) -> None:

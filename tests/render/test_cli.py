@@ -26,7 +26,7 @@ def test_render_imports_neither_flower_nor_tensorflow(tmp_path: object) -> None:
         f"rc = main(['render', '--config', {str(EXAMPLE)!r}, '--out', {str(tmp_path)!r}, "
         "'--quiet'])\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'flwr', 'tensorflow', 'keras', 'torch', 'numpy'})\n"
+        "{'flwr', 'tensorflow', 'keras', 'torch', 'grpc'})\n"
         "print(rc, heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from flmon import catalog
-from flmon.config import ALERT_NAMES, load_config
+from flmon.config import ALERT_NAMES, load_config, parse_config
 from flmon.render import RenderError, grafana, promql, render, rules
 from flmon.render.validate import validate as validate_files
 
@@ -256,3 +257,28 @@ def test_unknown_metric_in_a_renderer_writes_nothing(
     assert code == 2
     assert "fl_not_in_catalog" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_first_increment_of_a_new_counter_series_counts(
+        promtool: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    files = render(parse_config(example_data()))
+    monkeypatch.setattr(rules, "window_increase",
+                        lambda metric, sel, window: f"increase({metric}{sel}[{window}])")
+    naive = render(parse_config(example_data()))
+    assert naive["rules/flmon-rules.yaml"] != files["rules/flmon-rules.yaml"]
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "flmon-rules.yaml").write_text(naive["rules/flmon-rules.yaml"],
+                                               encoding="utf-8")
+    for name in ("FLTelemetryRejected", "FLClientDropout"):
+        test = tmp_path / "tests" / f"{name}.yaml"
+        test.write_text(files[f"rules/tests/{name}.yaml"], encoding="utf-8")
+        result = run_tool(promtool, "test", "rules", str(test))
+        assert result.returncode != 0, name
+        assert "new" in result.stdout + result.stderr
+
+
+def test_prometheusrule_name_is_dns_1123() -> None:
+    files = render(parse_config(minimal_data()))
+    doc = yaml.safe_load(files["rules/flmon-prometheusrule.yaml"])
+    assert doc["metadata"]["name"] == "flmon-hospitals-eu"
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
