@@ -4,17 +4,28 @@ For each client, the update is its returned arrays minus the global arrays it wa
 sent. Per round flmon computes:
 
 - the update's L2 norm;
-- its cosine similarity to the mean of the *other* clients' updates (leave-one-out, so
-  one large update cannot pull the reference towards itself);
-- a robust anomaly score: the larger of the norm's modified z-score and the cosine's
-  (low side only), both against the round's median and MAD (Iglewicz and Hoaglin's
-  ``0.6745 * (x - median) / MAD``). The MAD is floored at a fraction of the median so
-  that a round of near-identical clients does not turn noise into alarms.
+- its cosine similarity to the round's *reference update*: the coordinate-wise median
+  of all the round's updates, which one or a few outlying updates cannot drag towards
+  themselves (unlike the mean);
+- a robust anomaly score: the larger of the norm's modified z-score (high side only:
+  an unusually *large* update is what can take over an average) and the cosine's (low
+  side only: an update pointing away from the others), both against the round's
+  median and MAD (Iglewicz and Hoaglin's ``0.6745 * (x - median) / MAD``).
 
-Cost is linear in model size: one pass to flatten, one for norms, one for the
-leave-one-out sums. For huge models ``sample_size`` restricts the computation to a
-fixed, seeded random subset of parameter positions (the same for every client of a
-round); norms are then rescaled to estimate the full norm.
+The MADs are floored so that a round of near-identical clients does not turn noise
+into alarms: the norm's at ``NORM_MAD_FLOOR`` times the median norm, the cosine's at
+``COSINE_MAD_FLOOR``. With the default threshold of 3.5 that means, in a homogeneous
+round, an update at least ``1 + 3.5 * 0.3 / 0.6745`` (about 2.6) times the median norm,
+or a cosine about 1.04 below the round's median cosine; a heterogeneous (non-IID) round
+has larger MADs and needs more. These floors were chosen on the in-process non-IID
+benchmark ``benchmarks/anomaly_fpr.py`` (figures in ``docs/security.md``). Rounds with
+fewer than 3 updates have no robust statistics: their scores are 0.
+
+Cost is linear in model size: one pass to flatten, one for norms, one coordinate-wise
+median (linear in the number of clients per coordinate) and one for the dot products.
+For huge models ``sample_size`` restricts the computation to a fixed, seeded random
+subset of parameter positions (the same for every client of a round); norms are then
+rescaled to estimate the full norm.
 """
 
 from __future__ import annotations
@@ -27,8 +38,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 Z_CONSTANT = 0.6745
-MAD_FLOOR_FRACTION = 0.1
-COSINE_MAD_FLOOR = 0.1
+NORM_MAD_FLOOR = 0.3
+"""Floor of the norms' MAD, as a fraction of the median norm."""
+COSINE_MAD_FLOOR = 0.2
+"""Floor of the cosines' MAD."""
+MIN_CLIENTS = 3
+"""Fewest updates in a round for which scores are computed."""
 DEFAULT_THRESHOLD = 3.5
 
 
@@ -110,18 +125,21 @@ def round_stats(
     if not ids:
         return {}
     matrix = np.stack([updates[i] for i in ids])
-    norms = np.linalg.norm(matrix, axis=1) * scale
+    raw_norms = np.linalg.norm(matrix, axis=1)
+    norms = raw_norms * scale
     n = len(ids)
     cosines = np.ones(n)
     if n > 1:
-        total = matrix.sum(axis=0)
+        reference = np.median(matrix, axis=0)
+        ref_norm = float(np.linalg.norm(reference))
+        dots = matrix @ reference
         for row in range(n):
-            others = total - matrix[row]
-            denom = float(np.linalg.norm(matrix[row]) * np.linalg.norm(others))
-            cosines[row] = float(matrix[row] @ others) / denom if denom > 0 else 1.0
-    if n >= 3:
+            denom = float(raw_norms[row]) * ref_norm
+            cosines[row] = float(dots[row]) / denom if denom > 0 else 0.0
+        cosines = np.clip(cosines, -1.0, 1.0)
+    if n >= MIN_CLIENTS:
         median_norm = float(np.median(norms))
-        norm_scores = np.abs(_robust_z(norms, MAD_FLOOR_FRACTION * median_norm))
+        norm_scores = np.maximum(_robust_z(norms, NORM_MAD_FLOOR * median_norm), 0.0)
         cosine_scores = np.maximum(-_robust_z(cosines, COSINE_MAD_FLOOR), 0.0)
     else:  # fewer than 3 clients: no robust statistics
         norm_scores = np.zeros(n)
