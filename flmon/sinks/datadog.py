@@ -240,6 +240,7 @@ class DatadogSink(QueueSink[Point]):
         self._context: tuple[str, ...] = self._context_tags({})
         self._last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._next_mirror = time.monotonic() + cfg.mirror_interval
+        self._final_collected = False
         super().__init__(SINK_NAME, cfg.queue, metrics, start=start)
 
     # --- context ----------------------------------------------------------------------
@@ -361,10 +362,15 @@ class DatadogSink(QueueSink[Point]):
         return tuple(tags)
 
     def _tick(self) -> None:
+        if self._registry is None or self._final_collected:
+            return
         now = time.monotonic()
-        if self._registry is not None and (self.closed or now >= self._next_mirror):
-            self._next_mirror = now + self.config.mirror_interval
-            self.collect()
+        if self.closed:
+            self._final_collected = True  # one last collection while closing
+        elif now < self._next_mirror:
+            return
+        self._next_mirror = now + self.config.mirror_interval
+        self.collect()
 
     # --- sending ----------------------------------------------------------------------
 

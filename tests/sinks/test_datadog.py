@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +190,19 @@ def test_config_from_env() -> None:
     assert cfg.federation == "banks" and cfg.round_tag is False
     with pytest.raises(ValueError):
         DatadogConfig(port=0)
+
+
+def test_the_worker_collects_every_mirror_interval(
+        udp: UdpReceiver, quick: QueueSettings, metrics: FlmonMetrics) -> None:
+    local = FlmonMetrics(sides=("client",))
+    sink = make(udp, quick, metrics, mirror=local, mirror_interval=0.1, round_tag=False)
+    local.counter("fl_local_epochs_total").inc()
+    lines = udp.wait_for(1, timeout=5.0)
+    assert "flmon.fl_local_epochs.count:1|c" in lines
+    local.counter("fl_local_epochs_total").inc(3)
+    deadline = time.monotonic() + 5.0
+    while "flmon.fl_local_epochs.count:3|c" not in udp.lines() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close(2.0)
+    epochs = [line for line in udp.lines() if "fl_local_epochs" in line]
+    assert epochs == ["flmon.fl_local_epochs.count:1|c", "flmon.fl_local_epochs.count:3|c"]
