@@ -282,3 +282,48 @@ def test_prometheusrule_name_is_dns_1123() -> None:
     doc = yaml.safe_load(files["rules/flmon-prometheusrule.yaml"])
     assert doc["metadata"]["name"] == "flmon-hospitals-eu"
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
+
+
+EDGE_CONFIGS: dict[str, dict[str, Any]] = {
+    "lowest thresholds, short windows": {
+        "alerts__FLLowTrainingAccuracy": {"threshold": 0.0, "for": "0m"},
+        "alerts__FLModelAccuracyDropped": {"threshold": 0.0, "for": "90s"},
+        "alerts__FLClientDropout": {"threshold": 1, "window": "5m", "for": "0m"},
+        "alerts__FLRoundStalled": {"threshold": 59},
+        "alerts__FLClientUpdateAnomaly": {"threshold": 0},
+        "alerts__FLPrivacyBudgetNearlyExhausted": {"threshold": 0.0},
+        "alerts__FLTelemetryRejected": {"threshold": 0, "window": "1m"},
+    },
+    "highest thresholds, long durations": {
+        "alerts__FLLowTrainingAccuracy": {"threshold": 1.0, "for": "1h"},
+        "alerts__FLModelAccuracyDropped": {"threshold": 1.0},
+        "alerts__FLClientDropout": {"threshold": 50, "window": "10m"},
+        "alerts__FLRoundStalled": {"threshold": 7200, "for": "15m"},
+        "alerts__FLClientUpdateAnomaly": {"threshold": 100, "for": "2m"},
+        "alerts__FLPrivacyBudgetNearlyExhausted": {"threshold": 1.0},
+        "alerts__FLTelemetryRejected": {"threshold": 25.5, "window": "5m"},
+        "alerts__FLNoModelUpdates": {"window": "1h", "for": "10m"},
+    },
+    "fractional values, other severities, some alerts off": {
+        "alerts__FLLowTrainingAccuracy": {"threshold": 0.333},
+        "alerts__FLModelAccuracyDropped": {"threshold": 0.1234},
+        "alerts__FLRoundStalled": {"threshold": 100.5},
+        "alerts__FLClientUpdateAnomaly": {"threshold": 2.25, "severity": "critical"},
+        "alerts__FLPrivacyBudgetNearlyExhausted": {"threshold": 0.3},
+        "alerts__FLExporterDown": {"severity": "info", "for": "0m"},
+        "alerts__FLNoModelUpdates": {"enabled": False},
+    },
+}
+
+
+@pytest.mark.parametrize("changes", list(EDGE_CONFIGS.values()), ids=list(EDGE_CONFIGS))
+def test_edge_configs_pass_their_own_tests(
+        promtool: str, render_dir: Callable[[dict[str, Any]], Path],
+        changes: dict[str, Any]) -> None:
+    out = render_dir(with_changes(minimal_data(), **changes))
+    tests = sorted(out.glob("rules/tests/*.yaml"))
+    enabled = {name for name in ALERT_NAMES
+               if changes.get(f"alerts__{name}", {}).get("enabled", True)}
+    assert {t.stem for t in tests} == enabled
+    result = run_tool(promtool, "test", "rules", *map(str, tests))
+    assert result.returncode == 0, result.stdout + result.stderr
