@@ -56,7 +56,8 @@ def compare(cases: Mapping[str, str], globals_: Mapping[str, Any], repeat: int,
 
     Each statement runs ``number`` times per repetition (``timeit`` style, calibrated
     per case, CPU time: see :data:`CLOCK`); the order of the cases rotates between
-    repetitions so that drift on a busy machine spreads over all of them. Returns one list of ns/call per case.
+    repetitions so that drift on a busy machine spreads over all of them. Returns one
+    list of ns/call per case.
     """
     g = dict(globals_)
     timers = {name: timeit.Timer(stmt, timer=CLOCK, globals=g) for name, stmt in cases.items()}

@@ -76,8 +76,15 @@ def _training_cases() -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _message() -> tuple[Any, Any, Any]:
-    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord
-    from flwr.app import RecordDict
+    from flwr.app import (
+        ArrayRecord,
+        ConfigRecord,
+        Context,
+        Message,
+        MessageType,
+        MetricRecord,
+        RecordDict,
+    )
     from flwr.supercore.task_identity import TaskIdentity
 
     # What a ServerApp process has set when Flower creates a message there.
