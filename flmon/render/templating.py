@@ -62,6 +62,12 @@ def yaml_scalar(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
+def _yaml_filter(value: Any) -> str:
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming the variable
+    return yaml_scalar(value)
+
+
 _ENV: jinja2.Environment | None = None
 
 
@@ -83,7 +89,7 @@ def environment() -> jinja2.Environment:
             comment_start_string="[#",
             comment_end_string="#]",
         )
-        env.filters["yaml"] = yaml_scalar
+        env.filters["yaml"] = _yaml_filter
         _ENV = env
     return _ENV
 
