@@ -153,10 +153,45 @@ class _EsState:
 
 class _EsHandler(_QuietHandler):
     def do_GET(self) -> None:
+        if self._read_api():
+            return
         body = json.dumps({"name": "fake", "cluster_name": "flmon-test",
                            "version": {"number": "9.0.0"},
                            "tagline": "You Know, for Search"}).encode()
         self._answer(200, body, ES_HEADERS)
+
+    def do_DELETE(self) -> None:
+        state: _EsState = self.server.owner.state  # type: ignore[attr-defined]
+        index = self.path.split("?")[0].strip("/")
+        with state.lock:
+            for doc_id in [i for i, idx in state.index_of.items() if idx == index]:
+                del state.indexed[doc_id]
+                del state.index_of[doc_id]
+        self._answer(200, b'{"acknowledged":true}', ES_HEADERS)
+
+    def _read_api(self) -> bool:
+        """``_refresh``, ``_count`` and a ``match`` ``_search`` over what was indexed."""
+        path = self.path.split("?")[0].strip("/")
+        index, _, api = path.partition("/")
+        if api not in ("_refresh", "_count", "_search"):
+            return False
+        state: _EsState = self.server.owner.state  # type: ignore[attr-defined]
+        raw = self._body()
+        with state.lock:
+            docs = [d for i, d in state.indexed.items() if state.index_of[i] == index]
+        if api == "_refresh":
+            body: dict[str, Any] = {"_shards": {"total": 1, "successful": 1, "failed": 0}}
+        elif api == "_count":
+            body = {"count": len(docs)}
+        else:
+            query = json.loads(raw or b"{}").get("query", {}).get("match", {})
+            for key, wanted in query.items():
+                wanted = wanted.get("query") if isinstance(wanted, dict) else wanted
+                docs = [d for d in docs if d.get(key) == wanted]
+            body = {"hits": {"total": {"value": len(docs), "relation": "eq"},
+                             "hits": [{"_index": index, "_source": d} for d in docs]}}
+        self._answer(200, json.dumps(body).encode(), ES_HEADERS)
+        return True
 
     def do_HEAD(self) -> None:
         self._answer(200, b"", ES_HEADERS)
@@ -166,6 +201,8 @@ class _EsHandler(_QuietHandler):
         self.do_POST()
 
     def do_POST(self) -> None:
+        if self._read_api():
+            return
         state: _EsState = self.server.owner.state  # type: ignore[attr-defined]
         raw = self._body()
         if not self.path.split("?")[0].endswith("/_bulk"):
