@@ -188,7 +188,7 @@ class AlertSettings(_Model):
     window: Duration | None = None
     team: Identifier
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("threshold")
     @classmethod
@@ -453,9 +453,7 @@ class ConfigError(Exception):
 
 def _loc(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
     parts = [str(p) for p in loc if p not in ("function-after", "function-before")]
-    # A model validator's message may start with "Name.field: ...": fold it into the path.
-    path = ".".join(p.rstrip("_") if p == "for_" else p for p in parts)
-    return path, message
+    return ".".join(parts), message
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
