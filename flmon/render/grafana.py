@@ -161,12 +161,14 @@ def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
         Panel("Epsilon spent", "none", (Query(f"max(fl_dp_epsilon_spent{s})", "spent"),),
               "Differential-privacy epsilon spent so far.", "stat"),
         Panel("Anomalous updates (window)", "none",
-              (Query("sum(increase(fl_anomalous_updates_total"
-                     f"{s}[{cfg.alerts.FLClientUpdateAnomaly.window or '30m'}]))", "updates"),),
+              (Query("sum(" + r.window_increase(
+                  "fl_anomalous_updates_total", s,
+                  cfg.alerts.FLClientUpdateAnomaly.window or "30m") + ")", "updates"),),
               "Updates flagged by the server in the alert's window.", "stat"),
         Panel("Telemetry rejected (window)", "none",
-              (Query("sum(increase(fl_telemetry_rejected_total"
-                     f"{s}[{cfg.alerts.FLTelemetryRejected.window or '15m'}]))", "records"),),
+              (Query("sum(" + r.window_increase(
+                  "fl_telemetry_rejected_total", s,
+                  cfg.alerts.FLTelemetryRejected.window or "15m") + ")", "records"),),
               "Client telemetry records or fields rejected in the alert's window.", "stat"),
         Panel("Anomaly score per client", "none",
               (Query(f"max by (client) (fl_client_anomaly_score{sc})", "{{client}}"),),
