@@ -110,6 +110,7 @@ def start_exporter(
     client_cafile: str | None = None,
     authenticate: Authenticator | None = None,
     health: Callable[[], bool] | None = None,
+    web_config: str | None = None,
 ) -> Exporter:
     """Serve ``registry`` on ``http(s)://addr:port/metrics`` from a daemon thread.
 
@@ -130,7 +131,24 @@ def start_exporter(
         Require client certificates signed by this CA (mutual TLS).
     authenticate, health
         See :func:`make_app`.
+    web_config
+        Path of a web configuration file in the format of Prometheus' exporter-toolkit
+        (TLS, client certificates, basic auth, bearer token; see :mod:`flmon.webconfig`).
+        It sets ``certfile``, ``keyfile``, ``client_cafile``, ``authenticate`` and the
+        minimum TLS version, and cannot be combined with them.
     """
+    min_tls = ssl.TLSVersion.TLSv1_2
+    if web_config is not None:
+        from flmon.webconfig import load_web_config
+
+        if any(v is not None for v in (certfile, keyfile, client_cafile, authenticate)):
+            raise ValueError("web_config sets the TLS files and authentication: "
+                             "pass them in the file, not as arguments")
+        web = load_web_config(web_config)
+        kwargs = web.exporter_kwargs()
+        certfile, keyfile = kwargs["certfile"], kwargs["keyfile"]
+        client_cafile, authenticate = kwargs["client_cafile"], kwargs["authenticate"]
+        min_tls = web.tls_min_version
     if registry is None:
         registry = registry_hub.default_registry()
     if (certfile is None) != (keyfile is None):
@@ -140,7 +158,7 @@ def start_exporter(
     tls = certfile is not None
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.minimum_version = min_tls
         context.load_cert_chain(certfile=certfile, keyfile=keyfile)  # type: ignore[arg-type]
         if client_cafile is not None:
             context.load_verify_locations(cafile=client_cafile)
