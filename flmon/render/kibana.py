@@ -14,7 +14,9 @@ from typing import Any
 from flmon.config import FlmonConfig
 from flmon.render.templating import HEADER, dump_json_line
 
-KIBANA_VERSION = "8.11.0"
+KIBANA_VERSION = "7.17.0"
+"""The saved-object format written: Kibana 7.17 and every 8.x import it and migrate it
+forward (a version newer than the importing Kibana would be refused)."""
 _INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 
 
@@ -75,8 +77,7 @@ def saved_objects(cfg: FlmonConfig) -> list[dict[str, Any]]:
             "timeFieldName": "@timestamp",
         },
         "references": [],
-        "coreMigrationVersion": KIBANA_VERSION,
-        "typeMigrationVersion": "8.0.0",
+        "migrationVersion": {"index-pattern": KIBANA_VERSION},
     }]
     for key, title, query, columns in SEARCHES:
         objects.append({
@@ -94,8 +95,7 @@ def saved_objects(cfg: FlmonConfig) -> list[dict[str, Any]]:
                 },
             },
             "references": index_ref,
-            "coreMigrationVersion": KIBANA_VERSION,
-            "typeMigrationVersion": "8.0.0",
+            "migrationVersion": {"search": KIBANA_VERSION},
         })
     vis_state = {
         "title": f"flmon / {fed} / Log events over time",
@@ -122,8 +122,7 @@ def saved_objects(cfg: FlmonConfig) -> list[dict[str, Any]]:
             "kibanaSavedObjectMeta": {"searchSourceJSON": _search_source("")},
         },
         "references": index_ref,
-        "coreMigrationVersion": KIBANA_VERSION,
-        "typeMigrationVersion": "8.5.0",
+        "migrationVersion": {"visualization": KIBANA_VERSION},
     })
     panel_keys = ["events", "errors", "rounds", "failures", "security"]
     panels = []
@@ -155,8 +154,7 @@ def saved_objects(cfg: FlmonConfig) -> list[dict[str, Any]]:
                 {"query": {"query": "", "language": "kuery"}, "filter": []}, sort_keys=True)},
         },
         "references": references,
-        "coreMigrationVersion": KIBANA_VERSION,
-        "typeMigrationVersion": "8.9.0",
+        "migrationVersion": {"dashboard": KIBANA_VERSION},
     })
     return objects
 
