@@ -1,9 +1,10 @@
 """Elasticsearch sink: a ``logging.Handler`` that ships ECS documents in bulk.
 
-``emit`` turns the record into the same ECS document the JSON log line carries
-(:meth:`flmon.logs.EcsFormatter.to_dict`, so run, round and node fields and secret
-redaction come with it) on the logging thread, and queues it; it never waits for the
-network. The sink's worker thread sends batches with ``elasticsearch.helpers.streaming_bulk``.
+``emit`` freezes the record (its message formatted, the run, round and node context
+captured) and queues it; it never waits for the network. The sink's worker thread turns
+each record into the same ECS document the JSON log line carries
+(:meth:`flmon.logs.EcsFormatter.to_dict`, so the context fields and secret redaction
+come with it) and sends batches with ``elasticsearch.helpers.streaming_bulk``.
 
 Delivery, once per document: each document gets an id when it is first sent and is
 sent with ``op_type: create``. A retry of a document that an earlier attempt did index
@@ -24,6 +25,7 @@ code: ``FLMON_ES_API_KEY`` / ``FLMON_ES_API_KEY_FILE``, or ``FLMON_ES_USERNAME``
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flmon.logs import EcsFormatter, register_secret
+from flmon.logs import EcsFormatter, current_context, log_context, register_secret
 from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
 
@@ -161,12 +163,14 @@ def _register(secret: str) -> None:
 
 
 class _Doc:
-    """A queued document and the id it keeps across retries."""
+    """A queued record, its ECS document once built, and the id it keeps across retries."""
 
-    __slots__ = ("doc", "id")
+    __slots__ = ("context", "doc", "id", "record")
 
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
+    def __init__(self, record: logging.LogRecord, context: dict[str, Any]) -> None:
+        self.record: logging.LogRecord | None = record
+        self.context = context
+        self.doc: dict[str, Any] | None = None
         self.id: str | None = None
 
 
@@ -177,15 +181,31 @@ class _BulkSink(QueueSink[_Doc]):
         client: Any,
         metrics: FlmonMetrics | None,
         start: bool,
+        ecs: EcsFormatter,
     ) -> None:
         self.config = config
         self._client = client
+        self._ecs = ecs
         super().__init__(SINK_NAME, config.queue, metrics, start=start)
+
+    def _document(self, item: _Doc) -> dict[str, Any] | None:
+        """Build the ECS document of a queued record (once), in its logging context."""
+        if item.doc is None and item.record is not None:
+            record, item.record = item.record, None
+            try:
+                with log_context(**item.context):
+                    item.doc = self._ecs.to_dict(record)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the rest
+                self._note_error(f"could not format a record: {type(exc).__name__}")
+        return item.doc
 
     def _send(self, batch: Sequence[_Doc], deadline: float | None) -> SendResult[_Doc]:
         from elastic_transport import TransportError
         from elasticsearch.helpers import streaming_bulk
 
+        unformattable = [item for item in batch if self._document(item) is None]
+        if unformattable:
+            batch = [item for item in batch if item.doc is not None]
         for item in batch:
             if item.id is None:
                 item.id = uuid.uuid4().hex
@@ -195,8 +215,11 @@ class _BulkSink(QueueSink[_Doc]):
         client = self._client.options(request_timeout=timeout)
         by_id = {item.id: item for item in batch}
         done: set[str] = set()
-        result: SendResult[_Doc] = SendResult()
+        result: SendResult[_Doc] = SendResult(failed=len(unformattable),
+                                              error=bool(unformattable))
         reasons: dict[str, int] = {}
+        if not batch:
+            return result
 
         def actions() -> Iterator[dict[str, Any]]:
             for item in batch:
@@ -281,7 +304,7 @@ class ElasticsearchHandler(logging.Handler):
             verify_certs=self.config.verify_certs,
             **options,
         )
-        self.sink = _BulkSink(self.config, client, metrics, start)
+        self.sink = _BulkSink(self.config, client, metrics, start, self.ecs)
         self._closed = False
 
     @property
@@ -290,18 +313,26 @@ class ElasticsearchHandler(logging.Handler):
         return self.sink.metrics
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue the record's ECS document; drop (and count) when the queue is full."""
+        """Queue the record; drop (and count) when the queue is full.
+
+        What depends on the moment of the call is fixed here: the message is formatted
+        and the run/round/node context captured. The ECS document itself is built on the
+        sink's thread, so that the caller pays a few microseconds per record.
+        """
         if record.name.startswith(_IGNORED_LOGGERS) or \
                 threading.current_thread().name == f"flmon-sink-{SINK_NAME}":
             return
-        if self.sink.reject_if_full():  # do not format what would be dropped
+        if self.sink.reject_if_full():  # do not prepare what would be dropped
             return
         try:
-            doc = self.ecs.to_dict(record)
+            frozen = copy.copy(record)  # other handlers keep the record as it was
+            frozen.msg = record.getMessage()
+            frozen.args = None
+            context = current_context()
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
             return
-        self.sink.put(_Doc(doc))
+        self.sink.put(_Doc(frozen, context))
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Wait up to ``timeout`` seconds (the close timeout by default) for the queue to

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sinkfakes import FakeElasticsearch, count
 
-from flmon.logs import ECS_VERSION, log_context
+from flmon.logs import ECS_VERSION, EcsFormatter, log_context
 from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings
 from flmon.sinks.elasticsearch import (
@@ -264,3 +264,40 @@ def test_against_a_real_cluster(metrics: FlmonMetrics, train_logger: logging.Log
         handler.close(1.0)
         client.options(ignore_status=404).indices.delete(index=index)
         client.close()
+
+
+def test_other_handlers_see_the_record_unchanged(
+        es: FakeElasticsearch, quick: QueueSettings, metrics: FlmonMetrics,
+        train_logger: logging.Logger) -> None:
+    seen: list[tuple[object, object]] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.msg, record.args))
+
+    handler = handler_for(es.url, quick, metrics)
+    train_logger.addHandler(handler)
+    train_logger.addHandler(Spy())
+    train_logger.info("loss %.2f", 0.5)
+    handler.close(5.0)
+    assert seen == [("loss %.2f", (0.5,))]
+    assert [d["message"] for d in es.indexed.values()] == ["loss 0.50"]
+
+
+def test_a_record_that_cannot_be_formatted_is_dropped_alone(
+        es: FakeElasticsearch, quick: QueueSettings, metrics: FlmonMetrics,
+        train_logger: logging.Logger) -> None:
+    class Picky(EcsFormatter):
+        def extend(self, doc: dict[str, Any], record: logging.LogRecord) -> None:
+            if "bad" in doc["message"]:
+                raise RuntimeError("cannot format")
+
+    cfg = ElasticsearchConfig(hosts=(es.url,), index="flmon-logs-test", queue=quick)
+    handler = ElasticsearchHandler(cfg, metrics, formatter=Picky(), env={})
+    train_logger.addHandler(handler)
+    for message in ("good 1", "bad", "good 2"):
+        train_logger.info(message)
+    handler.close(5.0)
+    assert sorted(d["message"] for d in es.indexed.values()) == ["good 1", "good 2"]
+    assert count(metrics, "fl_sink_dropped_total", "elasticsearch") == 1
+    assert count(metrics, "fl_sink_sent_total", "elasticsearch") == 2
