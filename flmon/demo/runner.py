@@ -345,8 +345,11 @@ def centralized_baseline(example: str, num_nodes: int, rounds: int,
     Same hyperparameters as the federation, ``local-epochs x rounds`` epochs, scored on
     the same global test set the server uses. Imports TensorFlow in this process.
     """
+    import os
+
     from flmon.demo import tabular
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     app = example_dir(example, examples_dir)
     cfg = app_config(app)
     sys.path.insert(0, str(app))

@@ -61,9 +61,9 @@ SCENARIO_TABLE: dict[str, Scenario] = {
     ),
     "straggler": Scenario(
         "straggler",
-        "the offending node sleeps 60 s before training in rounds 2-3; the round times "
-        "out after 35 s without it",
-        {"straggler-delay": 60.0, "round-timeout": 35.0, "fault-start-round": 2,
+        "the offending node sleeps 100 s before training in rounds 2-3; the round times "
+        "out after 75 s without it",
+        {"straggler-delay": 100.0, "round-timeout": 75.0, "fault-start-round": 2,
          "fault-end-round": 3},
         expected_alerts=("FLRoundStalled", "FLClientDropout"),
         names_client=True,

@@ -67,6 +67,8 @@ class DemoStack:
         stop) when omitted.
     on_slack
         Called with each Slack message the receiver accepts.
+    alert_overrides
+        Per-alert settings replacing the demo's (see :func:`flmon.demo.config.demo_config`).
     """
 
     def __init__(
@@ -77,10 +79,12 @@ class DemoStack:
         node_config: NodeConfigFn | None = None,
         workdir: Path | None = None,
         on_slack: Callable[[SlackMessage], None] | None = None,
+        alert_overrides: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.federation = federation
         self.num_nodes = num_nodes
         self.node_config = node_config
+        self.alert_overrides = alert_overrides
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="flmon-demo-")) if workdir is None \
             else Path(workdir).resolve()
@@ -112,29 +116,20 @@ class DemoStack:
         try:
             self._stack.enter_context(self.slack)
             self._stack.enter_context(self.pushgateway)
-            am_port = free_port()
             webhook_file = self.workdir / "secrets" / "slack-webhook-url"
             webhook_file.parent.mkdir(exist_ok=True)
             webhook_file.write_text(self.slack.url + "\n")
             webhook_file.chmod(0o600)
-            raw = demo_config(
-                self.federation,
-                live_target=self.exporter_address,
-                pushgateway_target=self.pushgateway.address,
-                alertmanager_target=f"{LOOPBACK}:{am_port}",
-                webhook_url_file=webhook_file,
-            )
-            config_path = write_config(raw, self.workdir / "flmon.yaml")
-            self.config = parse_config(raw, str(config_path))
-            shutil.rmtree(self.render_dir, ignore_errors=True)
-            self.rendered = render_into(self.config, self.render_dir)
+            # AlertManager's own file does not name AlertManager's port: render, start it
+            # on a port it gets for sure, then render again with that port for Prometheus.
+            self._render(webhook_file, f"{LOOPBACK}:9093")
             am_dir = self.render_dir / "alertmanager"
             self.alertmanager = self._stack.enter_context(AlertManager(
                 am_dir / "alertmanager.yml",
                 templates=sorted(am_dir.glob("*.tmpl")),
                 workdir=self.workdir / "alertmanager",
-                port=am_port,
             ))
+            self._render(webhook_file, f"{LOOPBACK}:{self.alertmanager.port}")
             self.prometheus = self._stack.enter_context(Prometheus(
                 self.render_dir / "prometheus" / "prometheus.yml",
                 rules=[self.render_dir / "rules" / "flmon-rules.yaml"],
@@ -146,6 +141,20 @@ class DemoStack:
             self.stop()
             raise
         return self
+
+    def _render(self, webhook_file: Path, alertmanager_target: str) -> None:
+        raw = demo_config(
+            self.federation,
+            live_target=self.exporter_address,
+            pushgateway_target=self.pushgateway.address,
+            alertmanager_target=alertmanager_target,
+            webhook_url_file=webhook_file,
+            alert_overrides=self.alert_overrides,
+        )
+        config_path = write_config(raw, self.workdir / "flmon.yaml")
+        self.config = parse_config(raw, str(config_path))
+        shutil.rmtree(self.render_dir, ignore_errors=True)
+        self.rendered = render_into(self.config, self.render_dir)
 
     def start_flower(self) -> FlowerFederation:
         """Start the SuperLink and SuperNodes."""

@@ -20,7 +20,7 @@ import yaml
 
 from flmon.harness import http
 from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess
+from flmon.harness.process import ManagedProcess, start_listening
 
 T = TypeVar("T")
 
@@ -74,6 +74,7 @@ class AlertManager:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="flmon-alertmanager-")) if workdir is None \
             else Path(workdir)
+        self._auto_port = port is None
         self.port = port if port is not None else free_port()
         self.binary = binary
         self.ready_timeout = ready_timeout
@@ -100,19 +101,24 @@ class AlertManager:
     def start(self) -> AlertManager:
         """Write the configuration, start AlertManager and wait for ``/-/ready``."""
         self._write_config()
-        argv = [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.workdir / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{self.port}",
-            f"--web.external-url={self.url}",
-            "--cluster.listen-address=",
-            "--log.level=info",
-        ]
-        self._process = ManagedProcess("alertmanager", argv, self.log_path).start()
+
+        def argv(port: int) -> list[str]:
+            return [
+                self.binary,
+                f"--config.file={self.config_path}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address={LOOPBACK}:{port}",
+                f"--web.external-url=http://{LOOPBACK}:{port}",
+                "--cluster.listen-address=",
+                "--log.level=info",
+            ]
+
         try:
-            self._process.wait_until(
-                lambda: http.is_ok(f"{self.url}/-/ready"), self.ready_timeout, "ready"
+            self._process, self.port = start_listening(
+                "alertmanager", argv, self.log_path, self.port,
+                ready=lambda p: http.is_ok(f"http://{LOOPBACK}:{p}/-/ready"),
+                timeout=self.ready_timeout,
+                pick_port=free_port if self._auto_port else None,
             )
         except BaseException:
             self.stop()

@@ -221,3 +221,34 @@ def stop_all(timeout: float = 5.0) -> None:
 
 
 atexit.register(stop_all)
+
+
+def start_listening(
+    name: str,
+    argv_for: Callable[[int], Sequence[str]],
+    log_path: Path,
+    port: int,
+    *,
+    ready: Callable[[int], bool],
+    timeout: float,
+    pick_port: Callable[[], int] | None = None,
+    attempts: int = 3,
+) -> tuple[ManagedProcess, int]:
+    """Start a server on ``port`` and wait until ``ready(port)``.
+
+    When the port was picked automatically (``pick_port`` given) and another program took
+    it in the meantime ("address already in use" in the log), pick another and try again.
+    Returns the running process and the port it listens on.
+    """
+    for attempt in range(attempts):
+        proc = ManagedProcess(name, argv_for(port), log_path).start()
+        try:
+            proc.wait_until(lambda p=port: ready(p), timeout, "ready")  # type: ignore[misc]
+            return proc, port
+        except BaseException:
+            in_use = "address already in use" in proc.log_tail(50).lower()
+            proc.stop()
+            if pick_port is None or not in_use or attempt == attempts - 1:
+                raise
+            port = pick_port()
+    raise ProcessError(f"{name}: no attempt left")  # pragma: no cover

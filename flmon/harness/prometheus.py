@@ -20,7 +20,7 @@ import yaml
 
 from flmon.harness import http
 from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess
+from flmon.harness.process import ManagedProcess, start_listening
 
 T = TypeVar("T")
 
@@ -88,6 +88,7 @@ class Prometheus:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="flmon-prometheus-")) if workdir is None \
             else Path(workdir)
+        self._auto_port = port is None
         self.port = port if port is not None else free_port()
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
@@ -135,20 +136,25 @@ class Prometheus:
     def start(self) -> Prometheus:
         """Write the configuration, start Prometheus and wait for ``/-/ready``."""
         self._write_config()
-        argv = [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--web.listen-address={LOOPBACK}:{self.port}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            "--storage.tsdb.retention.time=1d",
-            f"--web.external-url={self.url}",
-            "--web.enable-lifecycle",
-            "--log.level=info",
-        ]
-        self._process = ManagedProcess("prometheus", argv, self.log_path).start()
+
+        def argv(port: int) -> list[str]:
+            return [
+                self.binary,
+                f"--config.file={self.config_path}",
+                f"--web.listen-address={LOOPBACK}:{port}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                "--storage.tsdb.retention.time=1d",
+                f"--web.external-url=http://{LOOPBACK}:{port}",
+                "--web.enable-lifecycle",
+                "--log.level=info",
+            ]
+
         try:
-            self._process.wait_until(
-                lambda: http.is_ok(f"{self.url}/-/ready"), self.ready_timeout, "ready"
+            self._process, self.port = start_listening(
+                "prometheus", argv, self.log_path, self.port,
+                ready=lambda p: http.is_ok(f"http://{LOOPBACK}:{p}/-/ready"),
+                timeout=self.ready_timeout,
+                pick_port=free_port if self._auto_port else None,
             )
         except BaseException:
             self.stop()

@@ -13,7 +13,7 @@ from types import TracebackType
 
 from flmon.harness import http
 from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess
+from flmon.harness.process import ManagedProcess, start_listening
 
 
 class Pushgateway:
@@ -40,6 +40,7 @@ class Pushgateway:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="flmon-pushgateway-")) if workdir is None \
             else Path(workdir)
+        self._auto_port = port is None
         self.port = port if port is not None else free_port()
         self.binary = binary
         self.ready_timeout = ready_timeout
@@ -59,17 +60,22 @@ class Pushgateway:
     def start(self) -> Pushgateway:
         """Start the Pushgateway and wait for ``/-/ready``."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            self.binary,
-            f"--web.listen-address={LOOPBACK}:{self.port}",
-            "--persistence.file=",
-            "--web.enable-admin-api",
-            "--log.level=info",
-        ]
-        self._process = ManagedProcess("pushgateway", argv, self.log_path).start()
+
+        def argv(port: int) -> list[str]:
+            return [
+                self.binary,
+                f"--web.listen-address={LOOPBACK}:{port}",
+                "--persistence.file=",
+                "--web.enable-admin-api",
+                "--log.level=info",
+            ]
+
         try:
-            self._process.wait_until(
-                lambda: http.is_ok(f"{self.url}/-/ready"), self.ready_timeout, "ready"
+            self._process, self.port = start_listening(
+                "pushgateway", argv, self.log_path, self.port,
+                ready=lambda p: http.is_ok(f"http://{LOOPBACK}:{p}/-/ready"),
+                timeout=self.ready_timeout,
+                pick_port=free_port if self._auto_port else None,
             )
         except BaseException:
             self.stop()

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from flmon.harness.ports import LOOPBACK, free_port
+from flmon.harness.ports import LOOPBACK
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class SlackReceiver:
     Parameters
     ----------
     port
-        Listen port; a free one when omitted.
+        Listen port; when omitted the kernel picks one as the server binds (no race).
     on_message
         Called with each accepted message, on the server's thread (keep it short).
     """
@@ -89,7 +89,7 @@ class SlackReceiver:
         port: int | None = None,
         on_message: Callable[[SlackMessage], None] | None = None,
     ) -> None:
-        self.port = port if port is not None else free_port()
+        self.port = port if port is not None else 0
         self.on_message = on_message
         self._messages: list[SlackMessage] = []
         self._rejected = 0
@@ -100,6 +100,8 @@ class SlackReceiver:
     @property
     def url(self) -> str:
         """The webhook URL to configure (``api_url`` / contents of ``api_url_file``)."""
+        if not self.port:
+            raise RuntimeError("start the receiver first: its port is picked when it binds")
         return f"http://{LOOPBACK}:{self.port}/services/flmon/demo/webhook"
 
     def _record(self, message: SlackMessage) -> None:
@@ -155,6 +157,7 @@ class SlackReceiver:
                 return
 
         self._server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
+        self.port = int(self._server.server_address[1])
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="slack-receiver", daemon=True
