@@ -111,6 +111,17 @@ class LocalRecorder:
                     counter.inc(value)  # type: ignore[arg-type]
                     self._buffer[key] = self._buffer.get(key, 0.0) + float(value)  # type: ignore[arg-type]
 
+    def dp_epsilon(self, epsilon: float) -> None:
+        """Local-DP epsilon spent so far (cumulative); sent with the current reply.
+
+        The telemetry mod forwards it as the ``dp_epsilon`` field; the server exports
+        it as ``fl_client_dp_epsilon``. A later call in the same message replaces it.
+        """
+        if not _finite(epsilon) or epsilon < 0:
+            raise ValueError("epsilon must be a finite number >= 0")
+        with self._lock:
+            self._buffer["dp_epsilon"] = float(epsilon)
+
     def error(self, exc: BaseException) -> None:
         self._errors.labels(error=type(exc).__name__).inc()
         with self._lock:

@@ -7,5 +7,13 @@ minor releases.
 
 from flmon.flower.mod import TelemetryMod, telemetry_mod
 from flmon.flower.strategy import InstrumentedStrategy, instrument
+from flmon.security.localdp import LocalDpEpsilon, report_dp_epsilon
 
-__all__ = ["InstrumentedStrategy", "TelemetryMod", "instrument", "telemetry_mod"]
+__all__ = [
+    "InstrumentedStrategy",
+    "LocalDpEpsilon",
+    "TelemetryMod",
+    "instrument",
+    "report_dp_epsilon",
+    "telemetry_mod",
+]
