@@ -10,25 +10,24 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-OWNED_DIRS: tuple[tuple[str, str], ...] = (
-    ("rules/tests", ".yaml"),
-    ("datadog/monitors", ".json"),
-    ("dashboards/grafana", ".json"),
-    ("helm/flmon/files/dashboards/grafana", ".json"),
+OWNED_DIRS: tuple[tuple[str, str, str], ...] = (
+    ("rules/tests", ".yaml", "rules/flmon-rules.yaml"),
+    ("datadog/monitors", ".json", "datadog/conf.yaml"),
+    ("dashboards/grafana", ".json", "dashboards/grafana/overview.json"),
+    ("helm/flmon/files/dashboards/grafana", ".json", "helm/flmon/files/rules/flmon-rules.yaml"),
 )
-"""Directories whose files of that suffix are all generated: stale ones are removed."""
+"""(directory, suffix, witness): when a render holds the witness file, every file of that
+suffix in the directory is generated, and one the render no longer holds is removed."""
 
 
-def _obsolete(files: Mapping[str, str], out: Path, dirs: Iterable[str]) -> list[str]:
+def _obsolete(files: Mapping[str, str], out: Path) -> list[str]:
     stale: list[str] = []
-    for rel_dir, suffix in OWNED_DIRS:
-        if rel_dir not in dirs:
-            continue
+    for rel_dir, suffix, witness in OWNED_DIRS:
         directory = out / rel_dir
-        if not directory.is_dir():
+        if witness not in files or not directory.is_dir():
             continue
         for path in sorted(directory.iterdir()):
             rel = f"{rel_dir}/{path.name}"
@@ -37,15 +36,10 @@ def _obsolete(files: Mapping[str, str], out: Path, dirs: Iterable[str]) -> list[
     return stale
 
 
-def _owned_dirs_of(files: Mapping[str, str]) -> set[str]:
-    dirs = {rel.rsplit("/", 1)[0] for rel in files if "/" in rel}
-    return {d for d, _ in OWNED_DIRS if d in dirs}
-
-
 def write_atomic(files: Mapping[str, str], out: Path) -> list[str]:
     """Write ``files`` (relative path -> text) under ``out``; return the paths changed."""
     changed = [rel for rel in sorted(files) if _read(out / rel) != files[rel]]
-    obsolete = _obsolete(files, out, _owned_dirs_of(files))
+    obsolete = _obsolete(files, out)
     if not changed and not obsolete:
         return []
     out.mkdir(parents=True, exist_ok=True)
@@ -87,5 +81,5 @@ def stale_files(files: Mapping[str, str], out: Path) -> list[tuple[str, str]]:
         elif current != files[rel]:
             stale.append((rel, "differs"))
     stale += [(rel, "not rendered any more")
-              for rel in _obsolete(files, out, _owned_dirs_of(files))]
+              for rel in _obsolete(files, out)]
     return stale

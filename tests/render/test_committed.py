@@ -112,3 +112,16 @@ def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
     assert target.stat().st_mtime_ns == before
     assert not list(out.glob(".flmon-render-*"))
     shutil.rmtree(out)
+
+
+def test_disabling_every_alert_removes_their_tests_and_monitors(tmp_path: Path) -> None:
+    out = _copy_render(tmp_path)
+    assert len(list((out / "rules/tests").glob("*.yaml"))) == 10
+    data = example_data()
+    for alert in data["alerts"].values():
+        alert["enabled"] = False
+    render_into(out, data)
+    assert list((out / "rules/tests").glob("*.yaml")) == []
+    assert list((out / "datadog/monitors").glob("*.json")) == []
+    assert (out / "rules/flmon-rules.yaml").is_file()
+    assert "alert:" not in (out / "rules/flmon-rules.yaml").read_text(encoding="utf-8")
