@@ -13,6 +13,7 @@ import timeit
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,3 +126,13 @@ def environment() -> dict[str, Any]:
 
 def finite_positive(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def loopback_url(url: str) -> str:
+    """``url`` itself if it points at the loopback interface; ``ValueError`` otherwise."""
+    if urlsplit(url).hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(f"benchmarks only target loopback, not {url!r}")
+    return url

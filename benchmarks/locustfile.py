@@ -26,20 +26,11 @@ import json
 import os
 import random
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from locust import constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def _loopback(url: str) -> str:
-    host = urlsplit(url).hostname
-    if host not in _LOOPBACK:
-        raise ValueError(f"the load benchmark only targets loopback, not {url!r}")
-    return url
-
+from benchmarks.common import loopback_url as _loopback
 
 CLIENTS = int(os.environ.get("FLMON_BENCH_CLIENTS", "100000"))
 SCRAPE_RATE = float(os.environ.get("FLMON_BENCH_SCRAPE_RATE", "20"))
