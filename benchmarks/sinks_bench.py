@@ -5,7 +5,8 @@ state), in a rotating order, so that all figures come from the same run; the rat
 case is the median of its times over the median of the loop without a sink. Endpoints
 are loopback stand-ins (:mod:`flmon.sinks.loopback`):
 
-* healthy: a DogStatsD UDP socket that reads, a ``_bulk`` endpoint, a webhook answering ``ok``
+* healthy: a DogStatsD UDP socket that reads, a ``_bulk`` endpoint, a webhook answering
+  ``ok`` (all in a separate process, so their work is not charged to the loop)
 * down: a closed port
 * slow: answers after 10 s (DogStatsD: a Unix datagram socket read every 10 s)
 
@@ -22,14 +23,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,22 +96,66 @@ class _UdpSink:
         self.sock.close()
 
 
+@dataclass(frozen=True)
 class _Endpoints:
-    """One of each endpoint, shared by every repetition."""
+    """Where the loopback endpoints listen (they run in a separate process)."""
 
-    def __init__(self, stack: ExitStack, tmp: Path) -> None:
-        self.udp = _UdpSink()
-        stack.callback(self.udp.close)
-        self.udp_closed = closed_port()
-        self.dsd_slow = tmp / "dsd-slow.socket"
-        stack.callback(_UnixReader(self.dsd_slow, 10.0).close)
-        self.es = FakeElasticsearch()
-        stack.callback(self.es.close)
-        self.slack = FakeSlack()
-        stack.callback(self.slack.close)
-        self.slow = SlowHttpServer(delay=10.0)
-        stack.callback(self.slow.close)
-        self.closed = f"http://127.0.0.1:{closed_port()}"
+    udp: int
+    udp_closed: int
+    dsd_slow: str
+    es: str
+    slack: str
+    slow: str
+    closed: str
+
+
+def _serve(tmp: str) -> None:
+    """Child process: run one of each endpoint until stdin closes.
+
+    The endpoints get their own process so that their CPU time (parsing bulk bodies,
+    answering webhooks) is not charged to the training loop, as on a real deployment.
+    """
+    with ExitStack() as stack:
+        udp = _UdpSink()
+        stack.callback(udp.close)
+        path = Path(tmp) / "dsd-slow.socket"
+        stack.callback(_UnixReader(path, 10.0).close)
+        es = FakeElasticsearch()
+        stack.callback(es.close)
+        slack = FakeSlack()
+        stack.callback(slack.close)
+        slow = SlowHttpServer(delay=10.0)
+        stack.callback(slow.close)
+        endpoints = _Endpoints(udp=udp.port, udp_closed=closed_port(), dsd_slow=str(path),
+                               es=es.url, slack=slack.url, slow=slow.url,
+                               closed=f"http://127.0.0.1:{closed_port()}")
+        print(json.dumps(asdict(endpoints)), flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+@contextmanager
+def _endpoints(tmp: str) -> Iterator[_Endpoints]:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
+    code = f"from benchmarks.sinks_bench import _serve; _serve({tmp!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=root, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the loopback endpoints did not start")
+        yield _Endpoints(**json.loads(line))
+    finally:
+        if proc.stdin is not None:
+            with suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait(5)
 
 
 def _make(sink: str, state: str, ep: _Endpoints, settings: QueueSettings,
@@ -118,13 +166,13 @@ def _make(sink: str, state: str, ep: _Endpoints, settings: QueueSettings,
             cfg = DatadogConfig(socket_path=f"unix://{ep.dsd_slow}", origin_detection=False,
                                 queue=settings)
         else:
-            port = ep.udp.port if state == "healthy" else ep.udp_closed
+            port = ep.udp if state == "healthy" else ep.udp_closed
             cfg = DatadogConfig(host="127.0.0.1", port=port, origin_detection=False,
                                 queue=settings)
         dd = DatadogSink(cfg, metrics=metrics)
         return dd, lambda i: dd.record("fl_local_training_loss", 0.5), lambda: None
-    url = {"healthy": ep.es.url if sink == "elasticsearch" else ep.slack.url,
-           "down": ep.closed, "slow": ep.slow.url}[state]
+    url = {"healthy": ep.es if sink == "elasticsearch" else ep.slack,
+           "down": ep.closed, "slow": ep.slow}[state]
     if sink == "elasticsearch":
         handler = ElasticsearchHandler(
             ElasticsearchConfig(hosts=(url,), index="flmon-bench", queue=settings),
@@ -204,7 +252,7 @@ def run(repetitions: int = 5, steps: int = 1000, work: int = 75, slack_every: in
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         for logger, level in zip(quiet, levels, strict=True):
             stack.callback(logger.setLevel, level)
-        ep = _Endpoints(stack, Path(tmp))
+        ep = stack.enter_context(_endpoints(tmp))
         for rep in range(repetitions):
             order: list[tuple[str, str] | None] = [None, *cases]
             shift = rep % len(order)
