@@ -321,9 +321,13 @@ class QueueSink(ABC, Generic[T]):
         wait = self.settings.flush_interval
         backing_off = False
         while True:
-            # While backing off only close() may cut the wait short; otherwise a full
-            # batch or flush() wakes the worker early.
-            (self._stop if backing_off else self._wake).wait(wait)
+            if self._closing:
+                if wait > 0:  # a back-off while closing, already cut to the deadline
+                    time.sleep(wait)
+            else:
+                # While backing off only close() may cut the wait short; otherwise a
+                # full batch or flush() wakes the worker early.
+                (self._stop if backing_off else self._wake).wait(wait)
             self._wake.clear()
             if self._closing and self._deadline_passed():
                 break

@@ -159,3 +159,17 @@ def test_sink_counters_need_the_sink_side() -> None:
 def test_settings_are_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         QueueSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_backs_off_between_retries_while_closing(metrics: FlmonMetrics) -> None:
+    settings = QueueSettings(flush_interval=0.01, max_retries=100, initial_backoff=0.2,
+                             max_backoff=0.2)
+    sink = Recorder("t", settings, metrics, plan=["retry"] * 1000, start=False)
+    sink.put(1)
+    sink.start()
+    started = time.monotonic()
+    assert sink.close(1.0) is False
+    assert time.monotonic() - started < 1.0 + 0.5
+    # about one attempt per back-off (0.1-0.2 s) within the 1 s deadline, not a busy loop
+    assert 2 <= len(sink.attempts) <= 12
+    assert count(metrics, "fl_sink_dropped_total", "t") == 1
