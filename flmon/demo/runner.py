@@ -69,6 +69,8 @@ class RoundRow:
     replied: int | None
     selected: int | None
     firing: tuple[str, ...]
+    completed_at: float = field(default_factory=time.time)
+    """Unix time the demo saw the round completed."""
 
 
 @dataclass
