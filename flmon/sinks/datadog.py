@@ -241,6 +241,7 @@ class DatadogSink(QueueSink[Point]):
         self._last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._next_mirror = time.monotonic() + cfg.mirror_interval
         self._final_collected = False
+        self._collect_lock = threading.Lock()
         super().__init__(SINK_NAME, cfg.queue, metrics, start=start)
 
     # --- context ----------------------------------------------------------------------
@@ -303,7 +304,11 @@ class DatadogSink(QueueSink[Point]):
         """
         if self._registry is None:
             return 0
-        families = list(self._registry.collect())
+        with self._collect_lock:  # the worker and a caller may collect at once
+            return self._collect(self._registry)
+
+    def _collect(self, registry: CollectorRegistry) -> int:
+        families = list(registry.collect())
         found: dict[str, str] = {}
         for family in families:
             for sample in family.samples:

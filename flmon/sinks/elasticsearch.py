@@ -115,7 +115,10 @@ class ElasticsearchConfig:
         if env.get("FLMON_ES_TIMEOUT"):
             kwargs["request_timeout"] = float(env["FLMON_ES_TIMEOUT"])
         if env.get("FLMON_ES_LEVEL"):
-            kwargs["level"] = logging.getLevelName(env["FLMON_ES_LEVEL"].upper())
+            level = logging.getLevelName(env["FLMON_ES_LEVEL"].upper())
+            if not isinstance(level, int):
+                raise ValueError(f"FLMON_ES_LEVEL={env['FLMON_ES_LEVEL']!r} is not a log level")
+            kwargs["level"] = level
         kwargs.update(overrides)
         return cls(**kwargs)
 
