@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,13 +70,20 @@ class UdpReceiver:
         self.sock.close()
 
 
+class _HttpServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that gave up and hung up: expected here
+        super().handle_error(request, client_address)
+
+
 class _Server:
     """A threading HTTP server on a loopback port, stopped by :meth:`close`."""
 
     handler: type[BaseHTTPRequestHandler]
 
     def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer((LOOPBACK, 0), self.handler)
+        self.httpd = _HttpServer((LOOPBACK, 0), self.handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.port = int(self.httpd.server_address[1])
