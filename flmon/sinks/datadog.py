@@ -209,7 +209,11 @@ class DatadogSink(QueueSink[Point]):
         *,
         start: bool = True,
     ) -> None:
-        from datadog.dogstatsd.base import DogStatsd  # optional dependency: flmon[datadog]
+        try:
+            from datadog.dogstatsd.base import DogStatsd
+        except ImportError as exc:
+            raise ImportError("the datadog sink needs the datadog package: "
+                              "pip install 'flmon[datadog]'") from exc
 
         self.config = config if config is not None else DatadogConfig()
         cfg = self.config

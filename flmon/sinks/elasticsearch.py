@@ -290,7 +290,11 @@ class ElasticsearchHandler(logging.Handler):
         env: Mapping[str, str] | None = None,
         start: bool = True,
     ) -> None:
-        from elasticsearch import Elasticsearch  # optional dependency: flmon[elasticsearch]
+        try:
+            from elasticsearch import Elasticsearch
+        except ImportError as exc:
+            raise ImportError("the elasticsearch sink needs the elasticsearch package: "
+                              "pip install 'flmon[elasticsearch]'") from exc
 
         self.config = config if config is not None else ElasticsearchConfig.from_env(env)
         super().__init__(self.config.level)

@@ -228,7 +228,11 @@ class SlackNotifier(QueueSink[dict[str, Any]]):
         env: Mapping[str, str] | None = None,
         start: bool = True,
     ) -> None:
-        from slack_sdk.webhook import WebhookClient  # optional dependency: flmon[slack]
+        try:
+            from slack_sdk.webhook import WebhookClient
+        except ImportError as exc:
+            raise ImportError("the slack sink needs the slack_sdk package: "
+                              "pip install 'flmon[slack]'") from exc
 
         self.config = config if config is not None else SlackConfig.from_env(env)
         if webhook_url is not None:
