@@ -1,20 +1,21 @@
 """What the sinks cost a training loop: healthy, down and slow endpoints, as ratios to no sink.
 
-Every repetition times the same loop once without a sink and once per (sink, endpoint
-state), in a rotating order, so that all figures come from the same run; the ratio of a
-case is the median of its times over the median of the loop without a sink. Endpoints
-are loopback stand-ins (:mod:`flmon.sinks.loopback`):
+Every repetition times the loop once per (sink, endpoint state), each time next to the
+same loop without a sink, in a rotating order, so that all figures come from the same
+run; the ratio of a case is the median over the repetitions of its paired ratios.
+Endpoints are loopback stand-ins (:mod:`flmon.sinks.loopback`):
 
 * healthy: a DogStatsD UDP socket that reads, a ``_bulk`` endpoint, a webhook answering
   ``ok`` (all in a separate process, so their work is not charged to the loop)
 * down: a closed port
 * slow: answers after 10 s (DogStatsD: a Unix datagram socket read every 10 s)
 
-Per step, the loop does ``work`` small numpy least-squares gradient steps (about 1 ms
-in all by default; a real training step is rarely shorter) and calls the sink: a
-DogStatsD gauge, one log record shipped to Elasticsearch, and a Slack message every
-``slack_every`` steps (far more than the few lifecycle messages of a real run). Setting
-sinks up is not timed; closing them is timed separately (``close_seconds``).
+Per step, the loop does ``work`` small numpy least-squares gradient steps (0.4-1 ms in
+all by default, depending on the machine; a real training step is rarely shorter) and
+calls the sink: a DogStatsD gauge, one log record shipped to Elasticsearch, and a Slack
+message every ``slack_every`` steps (far more than the few lifecycle messages of a real
+run). Setting sinks up is not timed; closing them is timed separately
+(``close_seconds``).
 
 Run ``python -m benchmarks.sinks_bench [repetitions]`` for a table.
 """
@@ -209,9 +210,13 @@ def _loop(steps: int, step: Step | None, work: int, batch: int = 256,
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def run(repetitions: int = 5, steps: int = 1000, work: int = 75, slack_every: int = 100,
+def run(repetitions: int = 5, steps: int = 500, work: int = 75, slack_every: int = 100,
         close_timeout: float = 1.0) -> dict[str, Any]:
     """Time the loop with each sink healthy, down and slow against the loop without a sink.
+
+    Every case runs next to a loop without a sink (in alternating order), and its ratio
+    is the median over the repetitions of (time with the sink / time of its neighbour
+    without): pairs close in time cancel most of the drift of a shared machine.
 
     Parameters
     ----------
@@ -229,19 +234,21 @@ def run(repetitions: int = 5, steps: int = 1000, work: int = 75, slack_every: in
     Returns
     -------
     dict
-        ``ratios[sink][state]`` (median wall time with the sink / median without),
-        ``cpu_ratios[sink][state]`` (the same with the process's CPU time, which a busy
-        machine disturbs less),
-        ``overhead_us_per_step[sink][state]``, ``close_seconds[sink][state]`` (longest
-        ``close``), ``dropped[sink][state]`` (records dropped over all repetitions),
+        ``ratios[sink][state]`` (median of the paired wall-time ratios),
+        ``cpu_ratios[sink][state]`` (the same with the process's CPU time, all threads,
+        which a busy machine disturbs less), ``overhead_us_per_step[sink][state]``
+        (median paired difference), ``close_seconds[sink][state]`` (longest ``close``),
+        ``dropped[sink][state]`` (records dropped over all repetitions),
         ``baseline_seconds``, ``baseline_step_microseconds`` and the parameters.
     """
     if repetitions < 1:
         raise ValueError("repetitions must be at least 1")
     settings = QueueSettings(close_timeout=close_timeout)
     cases = [(s, st) for s in SINKS for st in STATES]
-    times: dict[str, list[float]] = {"none": []}
-    cpu: dict[str, list[float]] = {"none": []}
+    base_times: list[float] = []
+    ratios: dict[str, list[float]] = {}
+    cpu_ratios: dict[str, list[float]] = {}
+    overheads: dict[str, list[float]] = {}
     closes: dict[str, list[float]] = {}
     dropped: dict[str, float] = {}
     _loop(min(steps, 200), None, work)  # warm-up
@@ -254,19 +261,20 @@ def run(repetitions: int = 5, steps: int = 1000, work: int = 75, slack_every: in
             stack.callback(logger.setLevel, level)
         ep = stack.enter_context(_endpoints(tmp))
         for rep in range(repetitions):
-            order: list[tuple[str, str] | None] = [None, *cases]
-            shift = rep % len(order)
-            for case in order[shift:] + order[:shift]:
-                if case is None:
-                    wall, used = _loop(steps, None, work)
-                    times["none"].append(wall)
-                    cpu["none"].append(used)
-                    continue
+            shift = rep % len(cases)
+            for index, case in enumerate(cases[shift:] + cases[:shift]):
                 key = "/".join(case)
                 sink, step, detach = _make(*case, ep, settings, slack_every)
-                wall, used = _loop(steps, step, work)
-                times.setdefault(key, []).append(wall)
-                cpu.setdefault(key, []).append(used)
+                if (rep + index) % 2:
+                    wall, used = _loop(steps, step, work)
+                    base_wall, base_used = _loop(steps, None, work)
+                else:
+                    base_wall, base_used = _loop(steps, None, work)
+                    wall, used = _loop(steps, step, work)
+                base_times.append(base_wall)
+                ratios.setdefault(key, []).append(wall / base_wall)
+                cpu_ratios.setdefault(key, []).append(used / base_used)
+                overheads.setdefault(key, []).append((wall - base_wall) / steps * 1e6)
                 detach()
                 started = time.perf_counter()
                 sink.close()
@@ -274,8 +282,7 @@ def run(repetitions: int = 5, steps: int = 1000, work: int = 75, slack_every: in
                 sample = sink.metrics.registry.get_sample_value(
                     "fl_sink_dropped_total", {"sink": sink.name}) or 0.0
                 dropped[key] = dropped.get(key, 0.0) + sample
-    base = statistics.median(times["none"])
-    base_cpu = statistics.median(cpu["none"])
+    base = statistics.median(base_times)
     result: dict[str, Any] = {
         "repetitions": repetitions, "steps": steps, "work": work,
         "slack_every": slack_every, "close_timeout": close_timeout,
@@ -289,10 +296,9 @@ def run(repetitions: int = 5, steps: int = 1000, work: int = 75, slack_every: in
     }
     for s, st in cases:
         key = f"{s}/{st}"
-        median = statistics.median(times[key])
-        result["ratios"][s][st] = median / base
-        result["cpu_ratios"][s][st] = statistics.median(cpu[key]) / base_cpu
-        result["overhead_us_per_step"][s][st] = (median - base) / steps * 1e6
+        result["ratios"][s][st] = statistics.median(ratios[key])
+        result["cpu_ratios"][s][st] = statistics.median(cpu_ratios[key])
+        result["overhead_us_per_step"][s][st] = statistics.median(overheads[key])
         result["close_seconds"][s][st] = max(closes[key])
         result["dropped"][s][st] = int(dropped[key])
     return result
