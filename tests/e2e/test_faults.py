@@ -1,6 +1,6 @@
 """Fault scenarios end to end: real SuperNodes, the fault injected by the example apps.
 
-poisoned (hospitals): partition 1 sends a sign-flipped update scaled by 10 in round 2.
+poisoned (hospitals): partition 1 sends a sign-flipped update scaled by 100 in round 2.
 accuracy-collapse (banks): every bank trains on relabelled data in round 2.
 Each must make its alert fire in Prometheus, reach AlertManager, arrive in Slack on the
 right channel with the right severity (and the offending client named, where there is
