@@ -26,7 +26,8 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -186,9 +187,18 @@ class Figures:
     attack: dict[str, dict[str, float]]
 
 
-def _quiet() -> None:
-    for name in ("flwr", "flmon"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Flower's and flmon's loggers at ERROR for the block (security events are many)."""
+    loggers = [logging.getLogger(name) for name in ("flwr", "flmon")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def measure(seeds: Sequence[int] | int = 40, clients: int = 6, rounds: int = 5,
@@ -212,7 +222,12 @@ def measure(seeds: Sequence[int] | int = 40, clients: int = 6, rounds: int = 5,
     """
     if skew not in SKEWS:
         raise ValueError(f"skew must be one of {sorted(SKEWS)}")
-    _quiet()
+    with _quiet():
+        return _measure(seeds, clients, rounds, threshold, attacks, skew)
+
+
+def _measure(seeds: Sequence[int] | int, clients: int, rounds: int, threshold: float,
+             attacks: Sequence[str], skew: str) -> Figures:
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     honest_scores: list[float] = []
     runs_with_fp = 0

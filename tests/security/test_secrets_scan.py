@@ -70,8 +70,14 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "flmon.log"
     root, flwr_logger = logging.getLogger(), logging.getLogger("flwr")
     level, flwr_handlers = root.level, list(flwr_logger.handlers)
+    # whatever earlier code set, every flmon and Flower record is written here
+    named = {name: logging.getLogger(name).level for name in ("flmon", "flwr")}
+    for name in named:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     handler = logs.configure_logging(file=str(path), level=logging.DEBUG)
     yield path
+    for name, old_level in named.items():
+        logging.getLogger(name).setLevel(old_level)
     for logger in (root, flwr_logger):
         logger.removeHandler(handler)
     handler.close()
