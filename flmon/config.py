@@ -381,7 +381,7 @@ class PrometheusSettings(_Model):
     runbook_url: Url = "docs/runbooks.md"
     """Base of every alert's ``runbook_url`` (``#anchor`` is appended)."""
     rule_labels: dict[Identifier, Identifier] = Field(
-        default_factory=lambda: {"release": "flmon"})
+        default_factory=lambda: {"release": "kube-prometheus-stack"})
     """Labels of the ``PrometheusRule`` object (a Prometheus Operator selects rules by them)."""
 
 
