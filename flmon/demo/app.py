@@ -76,7 +76,8 @@ class Printer:
     def alert(self, e: AlertEvent) -> None:
         client = f" client={e.labels['client']}" if "client" in e.labels else ""
         sev = e.labels.get("severity", "?")
-        self.line(f"Prometheus: {e.alertname} {e.state.upper()} ({sev}){client}")
+        job = e.labels.get("job", "?")
+        self.line(f"Prometheus: {e.alertname} {e.state.upper()} ({sev}, job {job}){client}")
 
     def slack(self, m: SlackMessage) -> None:
         title = m.attachments[0].get("title", "") if m.attachments else m.text
