@@ -71,15 +71,24 @@ def render(cfg: FlmonConfig, only: Iterable[str] | None = None) -> dict[str, str
             if target_of(rel) in selected}
 
 
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    (f"{HELM_FILES}/", "helm"),
+    ("rules/", "prometheus"),
+    ("prometheus/", "prometheus"),
+    ("alertmanager/", "alertmanager"),
+    ("dashboards/grafana/", "grafana"),
+    ("dashboards/kibana/", "kibana"),
+    ("datadog/", "datadog"),
+    ("elasticsearch/", "elasticsearch"),
+)
+
+
 def target_of(rel: str) -> str:
     """The target a rendered path belongs to."""
-    if rel.startswith(f"{HELM_FILES}/"):
-        return "helm"
-    top = rel.split("/", 1)[0]
-    return {
-        "rules": "prometheus", "prometheus": "prometheus", "alertmanager": "alertmanager",
-        "datadog": "datadog", "elasticsearch": "elasticsearch",
-    }.get(top) or ("grafana" if rel.startswith("dashboards/grafana/") else "kibana")
+    for prefix, target in _PREFIXES:
+        if rel.startswith(prefix):
+            return target
+    raise ValueError(f"no target renders {rel}")
 
 
 def write(files: dict[str, str], out: str | Path) -> list[str]:
