@@ -30,7 +30,7 @@ When basic-auth users and a bearer token are both configured, either is accepted
 other path need them. The bearer token is registered with
 :func:`flmon.logs.register_secret`, so it never reaches a log; neither it nor the
 password hashes appear in ``repr()``. Password and token checks are constant-time, an
-unknown user costs the same bcrypt check as a known one, and successful basic-auth
+unknown user costs a bcrypt check at the highest configured cost, and successful basic-auth
 checks are cached (keyed by an HMAC under a per-process random key) so that a scrape
 every few seconds does not pay bcrypt each time.
 """
@@ -140,8 +140,9 @@ class _Authenticator:
         self._cache_key = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
-        # An unknown user pays the same bcrypt check as a known one.
-        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=10))
+        # An unknown user pays the same bcrypt check as a known one (the highest cost).
+        cost = max((int(h.split(b"$")[2]) for h in self._users.values()), default=10)
+        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
 
     def __repr__(self) -> str:
         return f"<flmon exporter authenticator: {len(self._users)} user(s), " \
