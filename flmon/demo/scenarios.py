@@ -53,7 +53,7 @@ SCENARIO_TABLE: dict[str, Scenario] = {
         "node-killed",
         "the offending SuperNode is killed (SIGKILL) after round 1 and started again "
         "after round 3",
-        {"round-timeout": 20.0, "fault-start-round": 2, "fault-end-round": 3},
+        {"round-timeout": 45.0, "fault-start-round": 2, "fault-end-round": 3},
         expected_alerts=("FLClientDropout",),
         names_client=True,
         kill_after_round=1,
