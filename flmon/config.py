@@ -108,7 +108,7 @@ Url = Annotated[str, _matching(_URL_RE, "a plain http(s) URL or path without quo
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- federation and scraping ---------------------------------------------------------
@@ -188,7 +188,7 @@ class AlertSettings(_Model):
     window: Duration | None = None
     team: Identifier
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     @field_validator("threshold")
     @classmethod

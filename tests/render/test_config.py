@@ -171,3 +171,13 @@ def test_config_from_the_environment(tmp_path: Path) -> None:
     no_config = run_flmon("render", "--out", str(tmp_path / "o2"), cwd=tmp_path,
                           env={k: v for k, v in os.environ.items() if k != "FLMON_CONFIG"})
     assert no_config.returncode == 2 and "--config" in no_config.stderr
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"alerts__FLRoundStalled": {"threshold": "60"}}, "alerts.FLRoundStalled.threshold"),
+    ({"alerts__FLRoundStalled": {"enabled": "no"}}, "alerts.FLRoundStalled.enabled"),
+    ({"scrape__live__targets": "127.0.0.1:9464"}, "scrape.live.targets"),
+    ({"federation__name": 42}, "federation.name"),
+])
+def test_types_are_not_coerced(change: dict[str, Any], field: str) -> None:
+    assert field in _problems(with_changes(minimal_data(), **change))
