@@ -189,6 +189,7 @@ class _BulkSink(QueueSink[_Doc]):
         self.config = config
         self._client = client
         self._ecs = ecs
+        self._unreachable = False
         super().__init__(SINK_NAME, config.queue, metrics, start=start)
 
     def _document(self, item: _Doc) -> dict[str, Any] | None:
@@ -203,26 +204,43 @@ class _BulkSink(QueueSink[_Doc]):
         return item.doc
 
     def _send(self, batch: Sequence[_Doc], deadline: float | None) -> SendResult[_Doc]:
-        from elastic_transport import TransportError
-        from elasticsearch.helpers import streaming_bulk
-
-        unformattable = [item for item in batch if self._document(item) is None]
-        if unformattable:
-            batch = [item for item in batch if item.doc is not None]
-        for item in batch:
-            if item.id is None:
-                item.id = uuid.uuid4().hex
         timeout = self.config.request_timeout
         if deadline is not None:
             timeout = max(0.05, min(timeout, deadline - time.monotonic()))
         client = self._client.options(request_timeout=timeout)
-        by_id = {item.id: item for item in batch}
-        done: set[str] = set()
+        items = list(batch)
+        if self._unreachable:
+            # The last request did not get through: try one document before building
+            # and sending the whole batch again (a probe that needs no more privilege
+            # than the writes themselves).
+            probe, reachable = self._bulk(client, items[:1])
+            if not reachable:
+                probe.retry.extend(items[1:])
+                return probe
+            rest, _ = self._bulk(client, items[1:])
+            return SendResult(sent=probe.sent + rest.sent, retry=probe.retry + rest.retry,
+                              failed=probe.failed + rest.failed,
+                              error=probe.error or rest.error)
+        result, _ = self._bulk(client, items)
+        return result
+
+    def _bulk(self, client: Any, items: list[_Doc]) -> tuple[SendResult[_Doc], bool]:
+        """One ``streaming_bulk`` call; also returns whether the cluster was reached."""
+        from elastic_transport import TransportError
+        from elasticsearch.helpers import streaming_bulk
+
+        unformattable = [item for item in items if self._document(item) is None]
+        batch = [item for item in items if item.doc is not None]
         result: SendResult[_Doc] = SendResult(failed=len(unformattable),
                                               error=bool(unformattable))
-        reasons: dict[str, int] = {}
         if not batch:
-            return result
+            return result, True
+        for item in batch:
+            if item.id is None:
+                item.id = uuid.uuid4().hex
+        by_id = {item.id: item for item in batch}
+        done: set[str] = set()
+        reasons: dict[str, int] = {}
 
         def actions() -> Iterator[dict[str, Any]]:
             for item in batch:
@@ -254,10 +272,13 @@ class _BulkSink(QueueSink[_Doc]):
         except TransportError as exc:  # connection refused, timeout: retry what is left
             result.error = True
             result.retry.extend(item for item in batch if item.id not in done)
+            self._unreachable = True
             self._note_error(f"bulk request failed: {type(exc).__name__}")
+            return result, False
+        self._unreachable = False
         if reasons:
             self._note_error(f"documents refused: {reasons}")
-        return result
+        return result, True
 
     def _shutdown(self) -> None:
         self._client.close()
