@@ -282,12 +282,16 @@ class DatadogSink(QueueSink[Point]):
         """Queue one point of catalog metric ``name``; never blocks.
 
         Counters are sent as DogStatsD counts of ``value`` (the increase), gauges as
-        gauges, histograms as distributions. Returns ``False`` when dropped.
+        gauges, histograms as distributions. Returns ``False`` when dropped (queue
+        full, or a NaN or infinite value).
         """
         spec = catalog.get(name)
         unknown = set(labels) - set(spec.labels)
         if unknown:
             raise ValueError(f"{name} has no label(s) {sorted(unknown)}")
+        if not math.isfinite(value):  # DogStatsD has no NaN: count it as dropped
+            self._counters.dropped.inc()
+            return False
         tags = tuple(_tag(k, labels[k]) for k in spec.labels if k in labels)
         if spec.type == "counter":
             point = Point("c", name.removesuffix("_total") + ".count", value, tags,

@@ -206,3 +206,14 @@ def test_the_worker_collects_every_mirror_interval(
     sink.close(2.0)
     epochs = [line for line in udp.lines() if "fl_local_epochs" in line]
     assert epochs == ["flmon.fl_local_epochs.count:1|c", "flmon.fl_local_epochs.count:3|c"]
+
+
+def test_non_finite_values_are_dropped_and_counted(
+        udp: UdpReceiver, quick: QueueSettings, metrics: FlmonMetrics) -> None:
+    sink = make(udp, quick, metrics, round_tag=False)
+    assert sink.record("fl_training_loss", float("nan")) is False
+    assert sink.record("fl_training_loss", float("inf")) is False
+    assert sink.record("fl_training_loss", 0.25) is True
+    sink.close(2.0)
+    assert udp.wait_for(1) == ["flmon.fl_training_loss:0.25|g"]
+    assert count(metrics, "fl_sink_dropped_total", "datadog") == 2
