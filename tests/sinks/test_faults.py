@@ -262,4 +262,5 @@ def test_the_process_exits_promptly_without_close(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "loop done"
     # three sinks, each closed at exit with a 1 s deadline, plus interpreter start-up
-    assert elapsed < 3 * 1.0 + 5.0, proc.stderr
+    # (generous: a liveness check on a shared machine, not a timing)
+    assert elapsed < 3 * 1.0 + 7.0, proc.stderr
