@@ -223,16 +223,13 @@ class DatadogSink(QueueSink[Point]):
             socket_path=cfg.socket_path,
             namespace=cfg.namespace or None,
             constant_tags=list(cfg.constant_tags),
-            disable_buffering=True,
-            disable_aggregation=True,
-            disable_background_sender=True,
+            disable_buffering=True,  # no flush thread of its own: the worker sends
             socket_timeout=0,  # never wait on a full socket: drop the datagram
             # The client's own telemetry counters tell us whether a send failed; its
             # telemetry datagrams are never sent (flmon's fl_sink_* counters stand in).
             disable_telemetry=False,
             telemetry_min_flush_interval=2**31,
             origin_detection_enabled=cfg.origin_detection,
-            track_instance=False,
         )
         self._registry = mirror.registry if isinstance(mirror, FlmonMetrics) else mirror
         self._cap = _ClientCap(cfg.max_client_tags)
