@@ -8,7 +8,7 @@ from pathlib import Path
 from flmon.config import load_config
 from flmon.render import HELM_FILES, TARGETS, check, render
 
-from .conftest import EXAMPLE, REPO, example_data, render_into, run_flmon
+from .conftest import EXAMPLE, REPO, example_data, flmon_main, render_into, run_flmon
 
 
 def test_committed_files_match_a_fresh_render() -> None:
@@ -91,8 +91,8 @@ def test_check_with_default_config_in_the_repository() -> None:
 
 def test_only_renders_the_selected_targets(tmp_path: Path) -> None:
     out = tmp_path / "only"
-    result = run_flmon("render", "--config", str(EXAMPLE), "--out", str(out),
-                       "--only", "prometheus,alertmanager")
+    result = flmon_main("render", "--config", str(EXAMPLE), "--out", str(out),
+                        "--only", "prometheus,alertmanager")
     assert result.returncode == 0, result.stderr
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert "rules/flmon-rules.yaml" in written
@@ -106,7 +106,7 @@ def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
     out = _copy_render(tmp_path)
     target = out / "rules/flmon-rules.yaml"
     before = target.stat().st_mtime_ns
-    result = run_flmon("render", "--config", str(EXAMPLE), "--out", str(out))
+    result = flmon_main("render", "--config", str(EXAMPLE), "--out", str(out))
     assert result.returncode == 0
     assert "0 changed" in result.stdout
     assert target.stat().st_mtime_ns == before

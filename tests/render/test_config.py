@@ -11,7 +11,7 @@ import yaml
 
 from flmon.config import ConfigError, load_config, parse_config
 
-from .conftest import EXAMPLE, example_data, minimal_data, run_flmon, with_changes
+from .conftest import EXAMPLE, example_data, flmon_main, minimal_data, run_flmon, with_changes
 
 
 def test_example_config_loads_with_the_seed_thresholds() -> None:
@@ -121,7 +121,7 @@ def test_cli_writes_nothing_for_a_hostile_config(tmp_path: Path, name: str) -> N
     path = tmp_path / "flmon.yaml"
     path.write_text(yaml.safe_dump(with_changes(example_data(), **change)), encoding="utf-8")
     out = tmp_path / "out"
-    result = run_flmon("render", "--config", str(path), "--out", str(out))
+    result = flmon_main("render", "--config", str(path), "--out", str(out))
     assert result.returncode == 2
     assert result.stdout == ""
     assert field in result.stderr
@@ -145,19 +145,19 @@ def test_cli_leaves_an_existing_out_dir_untouched(tmp_path: Path) -> None:
 
 
 def test_cli_reports_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
-    missing = run_flmon("render", "--config", str(tmp_path / "nope.yaml"), "--out",
-                        str(tmp_path / "o"))
+    missing = flmon_main("render", "--config", str(tmp_path / "nope.yaml"), "--out",
+                         str(tmp_path / "o"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("federation: [unclosed\n", encoding="utf-8")
-    result = run_flmon("render", "--config", str(broken), "--out", str(tmp_path / "o"))
+    result = flmon_main("render", "--config", str(broken), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "not valid YAML" in result.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_cli_refuses_unknown_targets(tmp_path: Path) -> None:
-    result = run_flmon("render", "--config", str(EXAMPLE), "--out", str(tmp_path / "o"),
-                       "--only", "prometheus,nagios")
+    result = flmon_main("render", "--config", str(EXAMPLE), "--out", str(tmp_path / "o"),
+                        "--only", "prometheus,nagios")
     assert result.returncode == 2 and "nagios" in result.stderr
     assert not (tmp_path / "o").exists()
 
