@@ -209,3 +209,24 @@ def test_a_federation_with_hostile_clients_keeps_a_valid_bounded_exposition() ->
     assert "m99999" not in text and "k99999" not in text
     _promtool_check(text)
     assert len(text) < 200_000
+
+
+def test_pseudonymous_labels_are_fixed_format_and_bounded_for_any_node_id() -> None:
+    import re
+
+    key = "k" * 32
+    labeler = ClientLabeler(50, "pseudonym", key)
+    extremes = [0, 1, 2**63 - 1, 2**64 - 1, 2**64, 10**30]
+    values = {labeler.label(node).value for node in extremes}
+    assert all(re.fullmatch(r"p-[0-9a-f]{12}", v) for v in values) and len(values) == 6
+    for node in range(100_000):
+        labeler.label(10**12 + node)
+    assert labeler.tracked == 50
+    assert labeler.label(10**12 + 99_999).value == "_other"
+    # stable for a key, different under another key, never the node id itself
+    again = ClientLabeler(50, "pseudonym", key).label(2**63 - 1).value
+    other = ClientLabeler(50, "pseudonym", "o" * 32).label(2**63 - 1).value
+    assert again == labeler.label(2**63 - 1).value != other
+    assert str(2**63 - 1) not in again
+    with pytest.raises(ValueError, match="16 bytes"):
+        ClientLabeler(50, "pseudonym", "short")
