@@ -43,7 +43,7 @@ SEARCHES: tuple[tuple[str, str, str, list[str]], ...] = (
      'log.level : ("error" or "critical") or error.type : *',
      ["log.level", "message", "labels.round", "labels.node_id", "error.type"]),
     ("rounds", "Rounds",
-     'event.action : round*',
+     'event.action : round* or (labels.round : * and log.logger : flmon*)',
      ["event.action", "labels.round", "message", "event.duration"]),
     ("failures", "Client failures",
      'event.action : (*fail* or *quarantin*) or (log.level : ("warning" or "error") '
