@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from flmon.metrics import FlmonMetrics
 
 T = TypeVar("T")
@@ -122,10 +124,30 @@ class _Counters:
         self.dropped = metrics.counter("fl_sink_dropped_total").labels(sink=sink)
 
 
-def sink_metrics(metrics: FlmonMetrics | None) -> FlmonMetrics:
-    """Return ``metrics``, or a fresh registry holding only the sink counters."""
+_per_registry: weakref.WeakKeyDictionary[CollectorRegistry, FlmonMetrics] = (
+    weakref.WeakKeyDictionary())
+_per_registry_lock = threading.Lock()
+
+
+def sink_metrics(metrics: FlmonMetrics | CollectorRegistry | None) -> FlmonMetrics:
+    """The ``FlmonMetrics`` holding the sink counters.
+
+    ``metrics`` itself; for a bare ``CollectorRegistry``, the sink counters created in it
+    once (every sink given that registry shares them); a fresh registry when ``None``.
+    """
     if metrics is None:
         return FlmonMetrics(sides=("sink",))
+    if isinstance(metrics, CollectorRegistry):
+        with _per_registry_lock:
+            found = _per_registry.get(metrics)
+            if found is None:
+                try:
+                    found = FlmonMetrics(metrics, sides=("sink",))
+                except ValueError as exc:  # prometheus_client: duplicated timeseries
+                    raise ValueError("this registry already holds the fl_sink_* counters "
+                                     "of a FlmonMetrics: pass that FlmonMetrics") from exc
+                _per_registry[metrics] = found
+            return found
     missing = [name for name in SINK_METRICS if name not in metrics]
     if missing:
         raise ValueError(f"FlmonMetrics lacks the sink metrics {missing}: create it with "
@@ -148,8 +170,8 @@ class QueueSink(ABC, Generic[T]):
         Queue, batch and retry settings.
     metrics
         Where the ``fl_sink_*`` counters live; pass the application's
-        :class:`~flmon.metrics.FlmonMetrics` to expose them on ``/metrics``. A private
-        registry when omitted (see :attr:`metrics`).
+        :class:`~flmon.metrics.FlmonMetrics` (or its registry) to expose them on
+        ``/metrics``. A private registry when omitted (see :attr:`metrics`).
     start
         Start the worker thread now (tests may start it later with :meth:`start`).
     """
@@ -158,7 +180,7 @@ class QueueSink(ABC, Generic[T]):
         self,
         name: str,
         settings: QueueSettings | None = None,
-        metrics: FlmonMetrics | None = None,
+        metrics: FlmonMetrics | CollectorRegistry | None = None,
         *,
         start: bool = True,
     ) -> None:

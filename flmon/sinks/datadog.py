@@ -205,7 +205,7 @@ class DatadogSink(QueueSink[Point]):
         self,
         config: DatadogConfig | None = None,
         mirror: CollectorRegistry | FlmonMetrics | None = None,
-        metrics: FlmonMetrics | None = None,
+        metrics: FlmonMetrics | CollectorRegistry | None = None,
         *,
         start: bool = True,
     ) -> None:

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client import CollectorRegistry
+
 from flmon.logs import EcsFormatter, current_context, log_context, register_secret
 from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
@@ -182,7 +184,7 @@ class _BulkSink(QueueSink[_Doc]):
         self,
         config: ElasticsearchConfig,
         client: Any,
-        metrics: FlmonMetrics | None,
+        metrics: FlmonMetrics | CollectorRegistry | None,
         start: bool,
         ecs: EcsFormatter,
     ) -> None:
@@ -305,7 +307,7 @@ class ElasticsearchHandler(logging.Handler):
     def __init__(
         self,
         config: ElasticsearchConfig | None = None,
-        metrics: FlmonMetrics | None = None,
+        metrics: FlmonMetrics | CollectorRegistry | None = None,
         *,
         formatter: EcsFormatter | None = None,
         env: Mapping[str, str] | None = None,

@@ -80,7 +80,7 @@ class Sinks:
 
 def build_sinks(
     *,
-    metrics: FlmonMetrics | None = None,
+    metrics: FlmonMetrics | CollectorRegistry | None = None,
     mirror: CollectorRegistry | FlmonMetrics | None = None,
     datadog: DatadogConfig | bool | None = None,
     elasticsearch: ElasticsearchConfig | bool | None = None,

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client import CollectorRegistry
+
 from flmon.logs import redact, register_secret
 from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
@@ -222,7 +224,7 @@ class SlackNotifier(QueueSink[dict[str, Any]]):
     def __init__(
         self,
         config: SlackConfig | None = None,
-        metrics: FlmonMetrics | None = None,
+        metrics: FlmonMetrics | CollectorRegistry | None = None,
         *,
         webhook_url: str | None = None,
         env: Mapping[str, str] | None = None,

@@ -173,3 +173,20 @@ def test_backs_off_between_retries_while_closing(metrics: FlmonMetrics) -> None:
     # about one attempt per back-off (0.1-0.2 s) within the 1 s deadline, not a busy loop
     assert 2 <= len(sink.attempts) <= 12
     assert count(metrics, "fl_sink_dropped_total", "t") == 1
+
+
+def test_sinks_given_a_bare_registry_share_its_counters() -> None:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    first = Recorder("a", metrics=registry)
+    second = Recorder("b", metrics=registry)
+    first.put(1)
+    second.put(2)
+    assert first.close(1.0) and second.close(1.0)
+    assert first.metrics is second.metrics
+    assert registry.get_sample_value("fl_sink_sent_total", {"sink": "a"}) == 1
+    assert registry.get_sample_value("fl_sink_sent_total", {"sink": "b"}) == 1
+    taken = FlmonMetrics(sides=("sink",)).registry
+    with pytest.raises(ValueError, match="pass that FlmonMetrics"):
+        Recorder("c", metrics=taken, start=False)
