@@ -207,11 +207,9 @@ class SlackNotifier(QueueSink[dict[str, Any]]):
         Federation name, timeouts, retry settings.
     metrics
         Where the ``fl_sink_*`` counters live.
-    webhook_url
-        For tests only; normally read by :func:`read_webhook_url` from the environment
-        or a file.
     env
-        Where the URL is looked up (``os.environ`` when omitted).
+        Where the URL is looked up (``os.environ`` when omitted); see
+        :func:`read_webhook_url`. There is no parameter for the URL itself.
     start
         Start the worker now.
 
@@ -226,7 +224,6 @@ class SlackNotifier(QueueSink[dict[str, Any]]):
         config: SlackConfig | None = None,
         metrics: FlmonMetrics | CollectorRegistry | None = None,
         *,
-        webhook_url: str | None = None,
         env: Mapping[str, str] | None = None,
         start: bool = True,
     ) -> None:
@@ -237,11 +234,7 @@ class SlackNotifier(QueueSink[dict[str, Any]]):
                               "pip install 'flmon[slack]'") from exc
 
         self.config = config if config is not None else SlackConfig.from_env(env)
-        if webhook_url is not None:
-            url: str | None = webhook_url
-            register_secret(webhook_url)
-        else:
-            url = read_webhook_url(self.config, env)
+        url = read_webhook_url(self.config, env)
         if not url:
             raise ValueError(f"no Slack webhook URL: set {URL_ENV} or {URL_FILE_ENV}")
         self._client = WebhookClient(
