@@ -258,6 +258,15 @@ class ScenarioRun:
         """Run to the end, then wait for the expected alerts (see the module docstring)."""
         started = time.monotonic()
         proc = self.process or self.start()
+        try:
+            return self._follow(proc, started, timeout, settle_timeout)
+        except BaseException:
+            proc.stop()  # Ctrl-C or an error: the run's client goes with the rest
+            raise
+
+    def _follow(
+        self, proc: ManagedProcess, started: float, timeout: float, settle_timeout: float
+    ) -> RunOutcome:
         last_completed = 0
         last_round_at = time.monotonic()
         while proc.running:
