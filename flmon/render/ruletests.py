@@ -14,12 +14,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flmon.config import FlmonConfig, duration_seconds
-from flmon.render.rules import AlertRule, alert_rules
+from flmon.render.rules import AlertRule, alert_rules, seconds_text
 
 Series = tuple[str, dict[str, str], str]
 """(metric name, labels, promtool values notation)."""
 
-STEP_MINUTES = 1
+_STEPS = (60, 30, 20, 15, 10, 5, 2, 1)
+
+
+def pick_step(for_: str, window: str | None) -> int:
+    """Seconds between samples of an alert's test: the largest step that divides its
+    ``for`` and window and gives at least four samples per window."""
+    durations = [duration_seconds(for_)] + ([duration_seconds(window)] if window else [])
+    for step in _STEPS:
+        if all(d % step == 0 for d in durations) and (
+                window is None or duration_seconds(window) / step >= 4):
+            return step
+    return 1
 
 # --- a small expander for the Go-template forms the annotations use ------------------
 
@@ -92,15 +103,15 @@ def _series(name: str, labels: Mapping[str, str], values: str) -> dict[str, str]
     return {"series": f"{name}{{{inner}}}", "values": values}
 
 
-def _const(value: float | str, minutes: int) -> str:
+def _const(value: float | str, steps: int) -> str:
     if value == "NaN":  # promtool's expanding notation does not take NaN
-        return " ".join(["NaN"] * (minutes + 1))
-    return f"{value}x{minutes}"
+        return " ".join(["NaN"] * (steps + 1))
+    return f"{value}x{steps}"
 
 
-def _blank(minutes: int) -> str:
-    """``minutes`` missing samples (the series does not exist yet)."""
-    return " ".join(["_"] * minutes)
+def _blank(steps: int) -> str:
+    """``steps`` missing samples (the series does not exist yet)."""
+    return " ".join(["_"] * steps)
 
 
 def _fmt(value: float) -> str:
@@ -113,7 +124,10 @@ class _Builder:
     def __init__(self, cfg: FlmonConfig, rule: AlertRule) -> None:
         self.cfg = cfg
         self.rule = rule
-        self.for_min = math.ceil(duration_seconds(rule.for_) / 60)
+        window = cfg.alerts.get(rule.alert).window
+        self.step = pick_step(rule.for_, window)
+        self.for_steps = math.ceil(duration_seconds(rule.for_) / self.step)
+        self.window_steps = round(duration_seconds(window) / self.step) if window else 0
         pg = cfg.scrape.pushgateway
         if pg.enabled:
             self.job, self.instance = pg.pushed_job, pg.targets[0]
@@ -136,22 +150,23 @@ class _Builder:
              checks: list[tuple[int, list[dict[str, Any]]]]) -> None:
         self.tests.append({
             "name": f"{self.rule.alert}: {comment}",
-            "interval": f"{STEP_MINUTES}m",
+            "interval": seconds_text(self.step),
             "input_series": series,
             "alert_rule_test": [
-                {"eval_time": f"{minute}m", "alertname": self.rule.alert, "exp_alerts": alerts}
-                for minute, alerts in checks
+                {"eval_time": seconds_text(k * self.step), "alertname": self.rule.alert,
+                 "exp_alerts": alerts}
+                for k, alerts in checks
             ],
         })
 
 
 def _accuracy(b: _Builder, threshold: float) -> None:
-    fire_at = b.for_min + 2
+    fire_at = b.for_steps + 2
     n = fire_at + 5
     key = {**b.base}
     low_value = round(max(0.0, threshold - 0.05), 4)
     if threshold > 0:
-        pending: list[tuple[int, list[dict[str, Any]]]] = [(0, [])] if b.for_min > 0 else []
+        pending: list[tuple[int, list[dict[str, Any]]]] = [(0, [])] if b.for_steps > 0 else []
         b.case(f"accuracy {_fmt(low_value)} is below {_fmt(threshold)}",
                [_series("fl_training_accuracy", key, _const(_fmt(low_value), n))],
                [*pending, (fire_at, [b.expected(key, low_value)])])
@@ -177,14 +192,15 @@ def _accuracy_dropped(b: _Builder) -> None:
 
 
 def _no_model_updates(b: _Builder) -> None:
-    window_min = math.ceil(duration_seconds(b.cfg.alerts.FLNoModelUpdates.window or "0s") / 60)
-    fire_at = window_min + 1 + b.for_min + 1
+    window_s = duration_seconds(b.cfg.alerts.FLNoModelUpdates.window or "0s")
+    quiet_at = math.floor(window_s / b.step)  # time() - start == window: not yet
+    fire_at = quiet_at + 1 + b.for_steps + 1
     n = fire_at + 5
     key = {"federation": b.fed, "job": b.job}
     run = [_series("fl_run_active", b.base, _const(1, n)),
            _series("fl_run_start_timestamp_seconds", b.base, _const(0, n))]
     b.case("a run is active and no client sent an update",
-           run, [(window_min, []), (fire_at, [b.expected(key, 1)])])
+           run, [(quiet_at, []), (fire_at, [b.expected(key, 1)])])
     b.case("updates keep coming",
            [*run, _series("fl_model_updates_total", {**b.base, "client": "site-a"},
                           f"0+1x{n}")],
@@ -198,25 +214,25 @@ def _no_model_updates(b: _Builder) -> None:
 def _client_dropout(b: _Builder) -> None:
     settings = b.cfg.alerts.FLClientDropout
     assert settings.threshold is not None and settings.window is not None
-    window_min = math.ceil(duration_seconds(settings.window) / 60)
-    per_min = max(1, math.ceil(settings.threshold / window_min))
-    fire_at = window_min + b.for_min + 1
+    window_steps = b.window_steps
+    per_step = max(1, math.ceil(settings.threshold / window_steps))
+    fire_at = window_steps + b.for_steps + 1
     n = fire_at + 5
     failing = {**b.base, "phase": "train", "client": "site-a", "error": "node_unavailable"}
     healthy = {**b.base, "phase": "train", "client": "site-b", "error": "node_unavailable"}
     b.case("site-a fails every round, site-b failed once long ago",
-           [_series("fl_client_failures_total", failing, f"0+{per_min}x{n}"),
+           [_series("fl_client_failures_total", failing, f"0+{per_step}x{n}"),
             _series("fl_client_failures_total", healthy, f"0 1x{n}")],
            [(fire_at, [b.expected({"federation": b.fed, "job": b.job, "client": "site-a"},
-                                  per_min * window_min)])])
+                                  per_step * window_steps)])])
     b.case("no client fails",
            [_series("fl_client_failures_total", healthy, _const(2, n))],
            [(fire_at, [])])
     # A client's failure counter appears at its first failure (value 1, no earlier sample):
     # increase() alone would miss that failure.
     start, count = 2, math.ceil(settings.threshold)
-    new_at = start + count + b.for_min + 1
-    if new_at - window_min < start:
+    new_at = start + count + b.for_steps + 1
+    if new_at - window_steps < start:
         ramp = " ".join(str(v) for v in range(1, count + 1))
         values = f"{_blank(start)} {ramp} {count}x{new_at + 5 - start - count}"
         b.case(f"a new client fails {count} times right after joining",
@@ -229,13 +245,13 @@ def _client_dropout(b: _Builder) -> None:
 def _round_stalled(b: _Builder) -> None:
     threshold = b.cfg.alerts.FLRoundStalled.threshold
     assert threshold is not None
-    first_min = math.floor(threshold / 60) + 1
-    fire_at = first_min + b.for_min + 1
+    first = math.floor(threshold / b.step) + 1
+    fire_at = first + b.for_steps + 1
     n = fire_at + 5
     start = _series("fl_round_start_timestamp_seconds", b.base, _const(0, n))
     b.case("a round started at t=0 and is still in progress",
            [start, _series("fl_round_in_progress", b.base, _const(1, n))],
-           [(first_min - 1, []), (fire_at, [b.expected(b.base, fire_at * 60)])])
+           [(first - 1, []), (fire_at, [b.expected(b.base, fire_at * b.step)])])
     b.case("the round finished", [start, _series("fl_round_in_progress", b.base, _const(0, n))],
            [(fire_at, [])])
 
@@ -244,7 +260,7 @@ def _update_anomaly(b: _Builder) -> None:
     settings = b.cfg.alerts.FLClientUpdateAnomaly
     assert settings.threshold is not None
     t = settings.threshold
-    fire_at = b.for_min + 3
+    fire_at = b.for_steps + 3
     n = fire_at + 5
     high, low = round(t + 1.5, 4), round(max(0.0, t - 1.0), 4)
 
@@ -254,13 +270,17 @@ def _update_anomaly(b: _Builder) -> None:
     def key(name: str) -> dict[str, str]:
         return {"federation": b.fed, "job": b.job, "client": name}
 
+    series = [_series("fl_client_anomaly_score", client("site-a"), _const(_fmt(low), n)),
+              _series("fl_client_anomaly_score", client("site-b"), _const(_fmt(high), n)),
+              _series("fl_anomalous_updates_total", client("site-a"), _const(0, n))]
+    expected = [b.expected(key("site-b"), high)]
+    # site-c's update was flagged at step 2; the flag counts while it is in the window.
+    if fire_at < 2 + b.window_steps:
+        series += [_series("fl_client_anomaly_score", client("site-c"), _const(_fmt(low), n)),
+                   _series("fl_anomalous_updates_total", client("site-c"), f"0 0 1x{n}")]
+        expected.append(b.expected(key("site-c"), low))
     b.case("site-b's update scores above the threshold, site-c was flagged by the server",
-           [_series("fl_client_anomaly_score", client("site-a"), _const(_fmt(low), n)),
-            _series("fl_client_anomaly_score", client("site-b"), _const(_fmt(high), n)),
-            _series("fl_client_anomaly_score", client("site-c"), _const(_fmt(low), n)),
-            _series("fl_anomalous_updates_total", client("site-a"), _const(0, n)),
-            _series("fl_anomalous_updates_total", client("site-c"), f"0 0 1x{n}")],
-           [(fire_at, [b.expected(key("site-b"), high), b.expected(key("site-c"), low)])])
+           series, [(fire_at, expected)])
     b.case("every update is ordinary",
            [_series("fl_client_anomaly_score", client("site-a"), _const(_fmt(low), n)),
             _series("fl_anomalous_updates_total", client("site-a"), _const(0, n))],
@@ -279,7 +299,7 @@ _BUDGET = 8.0  # a power of two: spent / budget is exact in floating point
 def _budget_nearly(b: _Builder) -> None:
     t = b.cfg.alerts.FLPrivacyBudgetNearlyExhausted.threshold
     assert t is not None
-    fire_at = b.for_min + 2
+    fire_at = b.for_steps + 2
     n = fire_at + 5
     key = {"federation": b.fed, "job": b.job}
     ratio = (t + 1.0) / 2.0
@@ -293,7 +313,7 @@ def _budget_nearly(b: _Builder) -> None:
 
 
 def _budget_exhausted(b: _Builder) -> None:
-    fire_at = b.for_min + 2
+    fire_at = b.for_steps + 2
     n = fire_at + 5
     key = {"federation": b.fed, "job": b.job}
     b.case("spent exceeds the budget", _dp_series(b, 10.0, _BUDGET, n),
@@ -307,22 +327,22 @@ def _budget_exhausted(b: _Builder) -> None:
 def _telemetry_rejected(b: _Builder) -> None:
     settings = b.cfg.alerts.FLTelemetryRejected
     assert settings.threshold is not None and settings.window is not None
-    window_min = math.ceil(duration_seconds(settings.window) / 60)
-    per_min = math.floor(settings.threshold / window_min) + 1
-    fire_at = window_min + b.for_min + 1
+    window_steps = b.window_steps
+    per_step = math.floor(settings.threshold / window_steps) + 1
+    fire_at = window_steps + b.for_steps + 1
     n = fire_at + 5
     labels = {**b.base, "reason": "non_finite"}
     b.case("a client keeps sending non-finite telemetry",
-           [_series("fl_telemetry_rejected_total", labels, f"0+{per_min}x{n}")],
+           [_series("fl_telemetry_rejected_total", labels, f"0+{per_step}x{n}")],
            [(fire_at, [b.expected({"federation": b.fed, "job": b.job, "reason": "non_finite"},
-                                  per_min * window_min)])])
+                                  per_step * window_steps)])])
     b.case("nothing rejected lately",
            [_series("fl_telemetry_rejected_total", labels, _const(5, n))], [(fire_at, [])])
     # The counter of a reason appears with its first rejection: that one counts too.
     start = 2
     first = math.floor(settings.threshold) + 1
-    new_at = start + b.for_min + 1
-    if new_at - window_min < start:
+    new_at = start + b.for_steps + 1
+    if new_at - window_steps < start:
         fresh = {**b.base, "reason": "unknown_key"}
         b.case("the first rejections of a new reason",
                [_series("fl_telemetry_rejected_total", fresh,
@@ -333,7 +353,7 @@ def _telemetry_rejected(b: _Builder) -> None:
 
 
 def _exporter_down(b: _Builder) -> None:
-    fire_at = b.for_min + 2
+    fire_at = b.for_steps + 2
     n = fire_at + 5
     fed = b.fed
     live, pg = b.cfg.scrape.live, b.cfg.scrape.pushgateway
@@ -393,7 +413,7 @@ def rule_tests(cfg: FlmonConfig, rules_path: str = "../flmon-rules.yaml") -> dic
         _CASES[rule.alert](builder)
         out[rule.alert] = {
             "rule_files": [rules_path],
-            "evaluation_interval": f"{STEP_MINUTES}m",
+            "evaluation_interval": seconds_text(builder.step),
             "tests": builder.tests,
         }
     return out

@@ -304,6 +304,16 @@ EDGE_CONFIGS: dict[str, dict[str, Any]] = {
         "alerts__FLTelemetryRejected": {"threshold": 25.5, "window": "5m"},
         "alerts__FLNoModelUpdates": {"window": "1h", "for": "10m"},
     },
+    "sub-minute durations and windows, as demos use": {
+        "alerts__FLLowTrainingAccuracy": {"for": "5s"},
+        "alerts__FLModelAccuracyDropped": {"for": "5s"},
+        "alerts__FLNoModelUpdates": {"for": "10s", "window": "2m"},
+        "alerts__FLClientDropout": {"for": "0s", "threshold": 1, "window": "1m"},
+        "alerts__FLRoundStalled": {"for": "0s", "threshold": 60},
+        "alerts__FLClientUpdateAnomaly": {"for": "0s", "threshold": 20, "window": "30s"},
+        "alerts__FLTelemetryRejected": {"for": "0s", "window": "1m"},
+        "alerts__FLExporterDown": {"for": "30s"},
+    },
     "fractional values, other severities, some alerts off": {
         "alerts__FLLowTrainingAccuracy": {"threshold": 0.333},
         "alerts__FLModelAccuracyDropped": {"threshold": 0.1234},
