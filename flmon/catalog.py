@@ -184,9 +184,11 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_client_update_norm", "gauge", "L2 norm of the client's update (its arrays minus "
        "the global arrays it was sent).", _C),
     _m("fl_client_update_cosine_similarity", "gauge",
-       "Cosine similarity of the client's update to the round's mean update (-1..1).", _C),
+       "Cosine similarity of the client's update to the round's coordinate-wise median "
+       "update (-1..1).", _C),
     _m("fl_client_anomaly_score", "gauge",
-       "Robust z-score of the client's update norm against the round (median/MAD).", _C),
+       "Larger of the robust z-scores (median/MAD) of the update's norm (high side) and "
+       "cosine (low side) against the round's clients.", _C),
     _m("fl_anomalous_updates_total", "counter",
        "Updates whose anomaly score crossed the configured threshold.", _C),
     _m("fl_update_norm_median", "gauge", "Median update norm across the last round's clients."),
