@@ -61,6 +61,10 @@ class ClientLabeler:
         key = pseudonym_key.encode() if isinstance(pseudonym_key, str) else pseudonym_key
         if identity == "pseudonym" and (key is None or len(key) < 16):
             raise ValueError("client_identity='pseudonym' needs a pseudonym_key of >= 16 bytes")
+        if key is not None and identity == "pseudonym":
+            from flmon.logs import register_secret
+
+            register_secret(key.decode("utf-8", "replace"))  # never written to a log
         self.max_labels = 0 if identity == "none" else max_labels
         self.identity = identity
         self._key = key or b""

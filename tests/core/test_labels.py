@@ -72,3 +72,10 @@ def test_series_count_is_bounded_at_100000_clients() -> None:
     other = metrics.counter("fl_model_updates_total").labels(client=OTHER_CLIENTS)
     assert other._value.get() == 990
     assert metrics.counter("fl_clients_folded_total")._value.get() == 990
+
+
+def test_the_pseudonym_key_is_never_logged() -> None:
+    from flmon.logs import redact
+
+    ClientLabeler(identity="pseudonym", pseudonym_key="hospital-key-0123456789")
+    assert "hospital-key-0123456789" not in redact("key is hospital-key-0123456789")
