@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, push_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 log = logging.getLogger("flmon.push")
 
@@ -38,6 +39,9 @@ class Pusher:
         Seconds for one HTTP push.
     on_error
         Called with each exception (for counting); errors are also logged at debug.
+    username, password
+        HTTP basic credentials for a Pushgateway behind a web config (use an
+        ``https://`` gateway URL so they do not travel in clear).
     """
 
     def __init__(
@@ -49,6 +53,8 @@ class Pusher:
         timeout: float = 5.0,
         on_error: Callable[[Exception], None] | None = None,
         push: PushFunction = push_to_gateway,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.gateway = gateway
         self.registry = registry
@@ -57,6 +63,15 @@ class Pusher:
         self.timeout = timeout
         self._on_error = on_error
         self._push = push
+        self._handler: Callable[..., Callable[[], None]] = default_handler
+        if username is not None:
+            user, secret = username, password or ""
+
+            def handler(url: str, method: str, timeout: float | None,
+                        headers: list[tuple[str, str]], data: bytes) -> Callable[[], None]:
+                return basic_auth_handler(url, method, timeout, headers, data, user, secret)
+
+            self._handler = handler
         self._wanted = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -73,7 +88,8 @@ class Pusher:
         with self._lock:
             try:
                 self._push(self.gateway, job=self.job, registry=self.registry,
-                           grouping_key=self.grouping_key, timeout=self.timeout)
+                           grouping_key=self.grouping_key, timeout=self.timeout,
+                           handler=self._handler)
                 self.pushes += 1
             except Exception as exc:  # noqa: BLE001 - a sink never raises into training
                 self.errors += 1

@@ -17,6 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from flmon import registry_hub, telemetry
 from flmon.flower.recorder import ServerRecorder
 from flmon.flower.replies import triage
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
-from flmon.logs import log_context, set_global_context
+from flmon.logs import log_context, register_secret, set_global_context
 from flmon.metrics import FlmonMetrics
 from flmon.push import Pusher
 from flmon.security.dp import read_dp
@@ -64,6 +65,22 @@ def _flwr_version() -> str:
         return "unknown"
 
 
+def _pushgateway_credentials(
+    username: str | None, password_file: str | None
+) -> tuple[str | None, str | None]:
+    username = username or os.environ.get("FLMON_PUSHGATEWAY_USERNAME") or None
+    if username is None:
+        return None, None
+    path = password_file or os.environ.get("FLMON_PUSHGATEWAY_PASSWORD_FILE")
+    if path:
+        password = Path(path).read_text(encoding="utf-8").strip()
+    else:
+        password = os.environ.get("FLMON_PUSHGATEWAY_PASSWORD", "")
+    if len(password) >= 6:
+        register_secret(password)
+    return username, password
+
+
 class InstrumentedStrategy(Strategy):
     """A Strategy that records ``fl_*`` metrics around a wrapped Strategy.
 
@@ -92,6 +109,10 @@ class InstrumentedStrategy(Strategy):
         run; the ``FLMON_PUSHGATEWAY`` environment variable when omitted.
     job, grouping_key
         Pushgateway grouping.
+    pushgateway_username, pushgateway_password_file
+        Basic credentials for a Pushgateway behind a web config; the environment
+        variables ``FLMON_PUSHGATEWAY_USERNAME`` and ``FLMON_PUSHGATEWAY_PASSWORD_FILE``
+        (or ``FLMON_PUSHGATEWAY_PASSWORD``) when omitted. The password is never logged.
     """
 
     def __init__(
@@ -109,6 +130,8 @@ class InstrumentedStrategy(Strategy):
         pushgateway: str | None = None,
         job: str = "flmon",
         grouping_key: Mapping[str, str] | None = None,
+        pushgateway_username: str | None = None,
+        pushgateway_password_file: str | None = None,
     ) -> None:
         if not isinstance(strategy, Strategy):
             raise TypeError(
@@ -132,8 +155,11 @@ class InstrumentedStrategy(Strategy):
         self.pusher: Pusher | None = None
         if gateway:
             errors = self.metrics.counter("fl_sink_errors_total").labels(sink="pushgateway")
+            username, password = _pushgateway_credentials(pushgateway_username,
+                                                          pushgateway_password_file)
             self.pusher = Pusher(gateway, self.metrics.registry, job=job,
-                                 grouping_key=grouping_key, on_error=lambda _e: errors.inc())
+                                 grouping_key=grouping_key, on_error=lambda _e: errors.inc(),
+                                 username=username, password=password)
         self._round: int | None = None
         self._round_start = 0.0
         self._phase_start: dict[str, float] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from flmon.harness import http
-from flmon.harness.ports import LOOPBACK, free_port
+from flmon.harness.ports import LOOPBACK, free_port, is_listening
 from flmon.harness.process import ManagedProcess, start_listening
 
 
@@ -36,6 +36,7 @@ class Pushgateway:
         port: int | None = None,
         binary: str = "prometheus-pushgateway",
         ready_timeout: float = 30.0,
+        web_config: Path | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="flmon-pushgateway-")) if workdir is None \
@@ -45,6 +46,7 @@ class Pushgateway:
         self.binary = binary
         self.ready_timeout = ready_timeout
         self.log_path = self.workdir / "pushgateway.log"
+        self.web_config = web_config
         self._process: ManagedProcess | None = None
 
     @property
@@ -68,12 +70,18 @@ class Pushgateway:
                 "--persistence.file=",
                 "--web.enable-admin-api",
                 "--log.level=info",
+                *([f"--web.config.file={self.web_config}"] if self.web_config else []),
             ]
+
+        def ready(port: int) -> bool:
+            if self.web_config is not None:  # every path needs credentials then
+                return is_listening(port)
+            return http.is_ok(f"http://{LOOPBACK}:{port}/-/ready")
 
         try:
             self._process, self.port = start_listening(
                 "pushgateway", argv, self.log_path, self.port,
-                ready=lambda p: http.is_ok(f"http://{LOOPBACK}:{p}/-/ready"),
+                ready=ready,
                 timeout=self.ready_timeout,
                 pick_port=free_port if self._auto_port else None,
             )
