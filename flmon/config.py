@@ -121,12 +121,67 @@ class Federation(_Model):
     """Added as the ``federation`` target label and named in every alert."""
 
 
+class ScrapeAuth(_Model):
+    """How Prometheus authenticates to a hardened target (TLS, basic auth or a token).
+
+    Only file paths go here, never the secrets themselves: Prometheus reads
+    ``basic_auth.password_file`` and ``authorization.credentials_file`` at scrape time.
+    """
+
+    scheme: Literal["http", "https"] = "http"
+    ca_file: FilePath | None = None
+    """CA bundle that signed the target's certificate (``tls_config.ca_file``)."""
+    cert_file: FilePath | None = None
+    """Client certificate, for targets that require mutual TLS."""
+    key_file: FilePath | None = None
+    username: Identifier | None = None
+    password_file: FilePath | None = None
+    bearer_token_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScrapeAuth:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("username and password_file go together")
+        if self.username is not None and self.bearer_token_file is not None:
+            raise ValueError("use basic auth (username, password_file) or "
+                             "bearer_token_file, not both")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.scheme == "http" and any(
+            v is not None for v in (self.ca_file, self.cert_file)
+        ):
+            raise ValueError("ca_file and cert_file need scheme: https")
+        return self
+
+    def scrape_fields(self) -> dict[str, Any]:
+        """The job-level keys of a Prometheus scrape config (empty for plain HTTP)."""
+        fields: dict[str, Any] = {}
+        if self.scheme == "https":
+            fields["scheme"] = "https"
+            tls: dict[str, str] = {}
+            if self.ca_file is not None:
+                tls["ca_file"] = self.ca_file
+            if self.cert_file is not None and self.key_file is not None:
+                tls["cert_file"] = self.cert_file
+                tls["key_file"] = self.key_file
+            if tls:
+                fields["tls_config"] = tls
+        if self.username is not None:
+            fields["basic_auth"] = {"username": self.username,
+                                    "password_file": self.password_file}
+        if self.bearer_token_file is not None:
+            fields["authorization"] = {"type": "Bearer",
+                                       "credentials_file": self.bearer_token_file}
+        return fields
+
+
 class LiveScrape(_Model):
     """The ServerApp's ``/metrics`` exporter, scraped while a run is in progress."""
 
     enabled: bool = True
     job: JobName = "flmon-exporter"
     targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9464"], min_length=1)
+    auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
 
 
 class PushgatewayScrape(_Model):
@@ -137,6 +192,7 @@ class PushgatewayScrape(_Model):
     pushed_job: JobName = "flmon"
     """``job`` label of the pushed series (kept by ``honor_labels: true``)."""
     targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9091"], min_length=1)
+    auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
 
     @model_validator(mode="after")
     def _distinct_jobs(self) -> PushgatewayScrape:

@@ -23,10 +23,12 @@ def prometheus_yml(cfg: FlmonConfig) -> str:
         live_enabled=sc.live.enabled,
         live_job=sc.live.job,
         live_targets=sc.live.targets,
+        live_auth=sc.live.auth.scrape_fields(),
         pushgateway_enabled=sc.pushgateway.enabled,
         pushgateway_job=sc.pushgateway.job,
         pushed_job=sc.pushgateway.pushed_job,
         pushgateway_targets=sc.pushgateway.targets,
+        pushgateway_auth=sc.pushgateway.auth.scrape_fields(),
     )
 
 
