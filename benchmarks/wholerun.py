@@ -306,7 +306,7 @@ def run(quick: bool = False, repeat: int | None = None) -> dict[str, Any]:
     return {
         "telemetry_bytes": telemetry_bytes(),
         "inprocess": inprocess(repeat=repeat or 5),
-        "federation": federation(rounds=3, nodes=2, repeat=repeat or 3),
+        "federation": federation(rounds=3, nodes=2, repeat=repeat or 5),
     }
 
 
