@@ -9,10 +9,12 @@ expected alerts to fire and, where the fault ended, to resolve.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,8 +358,6 @@ def centralized_baseline(example: str, num_nodes: int, rounds: int,
     Same hyperparameters as the federation, ``local-epochs x rounds`` epochs, scored on
     the same global test set the server uses. Imports TensorFlow in this process.
     """
-    import os
-
     from flmon.demo import tabular
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -370,8 +370,26 @@ def centralized_baseline(example: str, num_nodes: int, rounds: int,
         sys.path.remove(str(app))
     union = task.load_union(num_nodes)
     weights = tabular.init_weights(task.NUM_FEATURES, task.HIDDEN_UNITS, int(cfg["seed"]))
-    trained, _ = tabular.fit_keras(
-        weights, union, hidden=task.HIDDEN_UNITS, learning_rate=float(cfg["learning-rate"]),
-        epochs=int(cfg["local-epochs"]) * rounds, batch_size=int(cfg["batch-size"]), seed=1,
-    )
+    with _quiet_native_stderr():  # TensorFlow's C++ start-up lines would cut the table
+        trained, _ = tabular.fit_keras(
+            weights, union, hidden=task.HIDDEN_UNITS,
+            learning_rate=float(cfg["learning-rate"]),
+            epochs=int(cfg["local-epochs"]) * rounds, batch_size=int(cfg["batch-size"]),
+            seed=1,
+        )
     return tabular.evaluate(trained, task.load_global_test())
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block (native libraries write there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
