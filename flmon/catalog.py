@@ -201,7 +201,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_security_events_total", "counter", "Security events logged by flmon.", ("kind",)),
     # --- sinks -----------------------------------------------------------------------
     _m("fl_sink_dropped_total", "counter",
-       "Records a sink dropped because its queue was full or its deadline passed.", ("sink",),
+       "Records a sink gave up on: queue full, retries exhausted, refused for good, or "
+       "still queued at its close deadline.", ("sink",),
        side="sink"),
     _m("fl_sink_errors_total", "counter", "Errors a sink met while sending.", ("sink",),
        side="sink"),

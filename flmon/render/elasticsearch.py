@@ -46,11 +46,17 @@ def mappings() -> dict[str, Any]:
 
 
 def index_template(cfg: FlmonConfig) -> dict[str, Any]:
-    """A composable index template (``PUT _index_template/flmon-logs``)."""
+    """A composable index template (``PUT _index_template/flmon-logs``).
+
+    It makes every index matching the pattern a data stream (the sink writes
+    ``flmon-logs-default`` with ``op_type: create``), which is what lets the ILM policy
+    roll over without a rollover alias.
+    """
     es = cfg.elasticsearch
     return {
         "_meta": {"description": HEADER, "managed_by": "flmon"},
         "index_patterns": [es.index_pattern],
+        "data_stream": {},
         "priority": 200,
         "template": {
             "settings": {

@@ -59,7 +59,9 @@ class ElasticsearchConfig:
     hosts
         Cluster URLs (``https://es.example:9200``); no user or password in them.
     index
-        Index, alias or data stream written to (``op_type: create``).
+        Index, alias or data stream written to (``op_type: create``). The default is
+        the data stream that ``flmon render``'s index template (pattern ``flmon-logs-*``)
+        creates on first write.
     request_timeout
         Seconds one bulk request may take.
     ca_certs
@@ -73,7 +75,7 @@ class ElasticsearchConfig:
     """
 
     hosts: tuple[str, ...] = ("http://localhost:9200",)
-    index: str = "flmon-logs"
+    index: str = "flmon-logs-default"
     request_timeout: float = 10.0
     ca_certs: str | None = None
     verify_certs: bool = True
