@@ -180,6 +180,7 @@ class DemoStack:
             "flmon-exporter-port": self.exporter_port,
             "flmon-exporter-addr": LOOPBACK,
             "flmon-pushgateway": self.pushgateway.address,
+            "flmon-federation": self.federation,
             "flmon-anomaly-threshold": ANOMALY_THRESHOLD,
             "num-nodes": self.num_nodes,
         }

@@ -63,10 +63,14 @@ def _strategy(cfg: dict[str, bool | int | float | str]) -> Strategy:
             accountant=accountant,
         )
     pushgateway = str(cfg.get("flmon-pushgateway", ""))
+    federation = str(cfg.get("flmon-federation", ""))
     return flmon.flower.instrument(
         strategy,
         pushgateway=pushgateway or None,
         job=str(cfg.get("flmon-job", "flmon")),
+        # One Pushgateway group per federation, so federations sharing a gateway do not
+        # overwrite each other's series.
+        grouping_key={"federation": federation} if federation else None,
         anomaly_threshold=float(cfg.get("flmon-anomaly-threshold", 3.5)),
     )
 
