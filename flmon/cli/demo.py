@@ -70,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
         scenario=args.scenario, example=args.example, nodes=args.nodes, rounds=args.rounds,
         dp=args.dp, workdir=args.workdir, hold=args.hold, baseline=args.baseline,
     )
-    return run_demo(options)
+    try:
+        return run_demo(options)
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from None

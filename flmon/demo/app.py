@@ -125,8 +125,11 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
             ok = _summary(out, opts, scenario, outcome, stack, baseline)
             if opts.hold:
                 p.line("holding: Prometheus and AlertManager stay up; Ctrl-C to stop")
-                while True:
-                    time.sleep(3600)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    p.line("stopping every process")
             return 0 if ok else 1
     except KeyboardInterrupt:
         out.write("\ninterrupted: every process was stopped\n")

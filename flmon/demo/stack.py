@@ -32,6 +32,12 @@ NodeConfigFn = Callable[[int, int], Mapping[str, ConfigValue]]
 
 RENDER_TARGETS = ("prometheus", "alertmanager", "grafana")
 
+MARKER = ".flmon-demo"
+"""File that marks a work directory as the demo's own."""
+OWN_ENTRIES = frozenset({
+    "alertmanager", "prometheus", "pushgateway", "flower", "render", "secrets", "flmon.yaml",
+})
+
 FLOWER_ENV = {
     # Pick up SuperNode tasks faster than the 1 s default.
     "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2",
@@ -112,7 +118,7 @@ class DemoStack:
 
     def start(self, with_flower: bool = True) -> DemoStack:
         """Start everything (Flower last); on failure stop what was started and raise."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._prepare_workdir()
         try:
             self._stack.enter_context(self.slack)
             self._stack.enter_context(self.pushgateway)
@@ -141,6 +147,28 @@ class DemoStack:
             self.stop()
             raise
         return self
+
+    def _prepare_workdir(self) -> None:
+        """Create the work directory, or empty one a previous demo left.
+
+        A directory that holds anything but a previous demo's files is refused, so a
+        mistyped ``--workdir`` cannot cost anyone their files. A previous demo's TSDB
+        would otherwise feed old series into this run's queries.
+        """
+        marker = self.workdir / MARKER
+        if self.workdir.exists() and any(self.workdir.iterdir()):
+            if not marker.exists():
+                raise FileExistsError(
+                    f"{self.workdir} is not empty and was not made by flmon demo; "
+                    "choose another --workdir")
+            for child in self.workdir.iterdir():
+                if child.name in OWN_ENTRIES:
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by flmon demo; emptied by the next demo run here\n")
 
     def _render(self, webhook_file: Path, alertmanager_target: str) -> None:
         raw = demo_config(

@@ -94,3 +94,24 @@ def test_numpy_network_matches_its_weights_layout() -> None:
     scores = tabular.evaluate(weights, split)
     assert scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["loss"] == pytest.approx(np.log(2), rel=1e-4)
+
+
+def test_demo_refuses_a_workdir_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    done = _flmon("demo", "--workdir", str(tmp_path), "--no-baseline")
+    assert done.returncode == 2
+    assert "not made by flmon demo" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_demo_empties_its_own_workdir_before_a_new_run(tmp_path: Path) -> None:
+    from flmon.demo.stack import MARKER, DemoStack
+
+    (tmp_path / MARKER).write_text("")
+    (tmp_path / "prometheus").mkdir()
+    (tmp_path / "prometheus" / "old-block").write_text("stale")
+    (tmp_path / "keep.txt").write_text("not ours")
+    stack = DemoStack("hospitals", 3, workdir=tmp_path)
+    stack._prepare_workdir()
+    assert not (tmp_path / "prometheus").exists()
+    assert (tmp_path / "keep.txt").read_text() == "not ours"
