@@ -128,6 +128,12 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"[{_f(fed['ratio_wall'].get('min'), '.3f')}, "
                      f"{_f(fed['ratio_wall'].get('max'), '.3f')}] over "
                      f"{fed['completed_pairs']} pairs (goal <= 1.01)"))
+        rows.append(("federation CPU (all processes), on/off",
+                     _f(_med(fed.get("ratio_cpu")), ".3f", "x"),
+                     f"[{_f(fed.get('ratio_cpu', {}).get('min'), '.3f')}, "
+                     f"{_f(fed.get('ratio_cpu', {}).get('max'), '.3f')}], "
+                     f"+{_f(fed.get('cpu_ms_added_per_client_round'), '.0f')} ms CPU per "
+                     "client per round"))
         rows.append(("federation strategy time, on/off",
                      _f(_med(fed["ratio_strategy"]), ".3f", "x"),
                      f"[{_f(fed['ratio_strategy'].get('min'), '.3f')}, "

@@ -40,6 +40,37 @@ _ROUND_RE = re.compile(r"\[ROUND (\d+)/(\d+)\]")
 
 
 # -- real federation -------------------------------------------------------------------
+def federation_cpu_seconds(fed: Any) -> float:
+    """CPU seconds used so far by the federation's processes and all their descendants.
+
+    Live processes count their own time; exited ones (ServerApp and ClientApp processes)
+    count in their parent's ``children_*`` times once reaped, so the total over every
+    live process of the tree counts each process once.
+    """
+    import psutil
+
+    total = 0.0
+    seen: set[int] = set()
+    for root in [fed.superlink, *fed.supernodes]:
+        if root is None or root.pid is None:
+            continue
+        try:
+            proc = psutil.Process(root.pid)
+            tree = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in tree:
+            if p.pid in seen:
+                continue
+            seen.add(p.pid)
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def run_streaming(fed: Any, run_config: dict[str, Any], timeout: float = 900.0,
                   on_line: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """``flwr run --stream`` on ``fed``; every output line is time-stamped on arrival.
@@ -89,8 +120,15 @@ def run_streaming(fed: Any, run_config: dict[str, Any], timeout: float = 900.0,
 
 
 def federation(rounds: int = 3, nodes: int = 2, repeat: int = 3,
-               warmup: bool = True) -> dict[str, Any]:
-    """The real federation with flmon on and off, interleaved repetitions."""
+               warmup: bool = True, settle_s: float = 2.0) -> dict[str, Any]:
+    """The real federation with flmon on and off, interleaved repetitions.
+
+    Besides wall and strategy time, each run's CPU time over every federation process
+    (SuperLink, SuperNodes, the ServerApp and ClientApp processes they start) is
+    measured: rounds are paced by 3-second polling (SuperNodes poll for messages, the
+    ServerApp's grid polls for replies), so wall time moves in 3 s steps while CPU time
+    shows what the instrumentation actually costs.
+    """
     from flmon.harness.flower import FlowerFederation
 
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
@@ -101,8 +139,12 @@ def federation(rounds: int = 3, nodes: int = 2, repeat: int = 3,
         for rep in range(repeat):
             order = ["on", "off"] if rep % 2 == 0 else ["off", "on"]
             for mode in order:
+                time.sleep(settle_s)
+                cpu_before = federation_cpu_seconds(fed)
                 result = run_streaming(fed, {"num-server-rounds": rounds,
                                              "flmon": mode == "on", "exporter-port": 0})
+                time.sleep(settle_s)  # the ServerApp and ClientApps exit and are reaped
+                result["cpu_seconds"] = federation_cpu_seconds(fed) - cpu_before
                 if result["returncode"] != 0 or result["strategy_seconds"] is None:
                     failures.append({"mode": mode, **result})
                     continue
@@ -110,6 +152,9 @@ def federation(rounds: int = 3, nodes: int = 2, repeat: int = 3,
     pairs = list(zip(runs["on"], runs["off"], strict=False))
     wall_ratios = [a["seconds"] / b["seconds"] for a, b in pairs]
     strategy_ratios = [a["strategy_seconds"] / b["strategy_seconds"] for a, b in pairs]
+    cpu_ratios = [a["cpu_seconds"] / b["cpu_seconds"] for a, b in pairs
+                  if b["cpu_seconds"] > 0]
+    cpu_added = [a["cpu_seconds"] - b["cpu_seconds"] for a, b in pairs]
     round_on = [s for r in runs["on"] for s in r["round_seconds"]]
     round_off = [s for r in runs["off"] for s in r["round_seconds"]]
     return {
@@ -124,8 +169,18 @@ def federation(rounds: int = 3, nodes: int = 2, repeat: int = 3,
         "strategy_seconds_off": spread([r["strategy_seconds"] for r in runs["off"]]),
         "round_seconds_on": spread(round_on),
         "round_seconds_off": spread(round_off),
+        "cpu_seconds_on": spread([r["cpu_seconds"] for r in runs["on"]]),
+        "cpu_seconds_off": spread([r["cpu_seconds"] for r in runs["off"]]),
         "ratio_wall": spread(wall_ratios),
         "ratio_strategy": spread(strategy_ratios),
+        "ratio_cpu": spread(cpu_ratios),
+        "cpu_ms_added_per_client_round": median(cpu_added) / rounds / nodes * 1e3
+        if cpu_added else None,
+        "runs": {mode: [{"seconds": round(r["seconds"], 3),
+                         "strategy_seconds": r["strategy_seconds"],
+                         "cpu_seconds": round(r["cpu_seconds"], 3),
+                         "round_seconds": [round(x, 3) for x in r["round_seconds"]]}
+                        for r in rs] for mode, rs in runs.items()},
         "goal_ratio": 1.01,
     }
 

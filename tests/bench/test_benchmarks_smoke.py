@@ -59,11 +59,13 @@ def test_inprocess_whole_run_compares_flmon_on_and_off() -> None:
 
 @pytest.mark.e2e
 def test_federation_whole_run_with_and_without_flmon() -> None:
-    result = wholerun.federation(rounds=1, nodes=1, repeat=1, warmup=False)
+    result = wholerun.federation(rounds=1, nodes=1, repeat=1, warmup=False, settle_s=0.5)
     assert result["failures"] == [], result["failures"]
     assert result["completed_pairs"] == 1
     assert _finite_ratio(result["ratio_wall"]["median"])
     assert _finite_ratio(result["ratio_strategy"]["median"])
+    assert _finite_ratio(result["ratio_cpu"]["median"])
+    assert result["cpu_seconds_on"]["median"] > 0
     assert result["round_seconds_on"]["n"] == result["round_seconds_off"]["n"] == 1
 
 
