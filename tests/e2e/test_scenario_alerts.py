@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import push_to_gateway
 
 from flmon.demo.config import CHANNELS, PUSHED_JOB, SECURITY_CHANNEL
+from flmon.demo.scenarios import ANOMALY_THRESHOLD
 from flmon.demo.stack import DemoStack
 from flmon.flower.recorder import ServerRecorder
 from flmon.harness.slack_receiver import SlackMessage
@@ -45,7 +46,8 @@ class Server:
     def __init__(self, stack: DemoStack) -> None:
         self.stack = stack
         self.metrics = FlmonMetrics(sides=("server", "sink"))
-        self.recorder = ServerRecorder(self.metrics, ClientLabeler(50, "node_id", None), 20.0)
+        self.recorder = ServerRecorder(self.metrics, ClientLabeler(50, "node_id", None),
+                                       ANOMALY_THRESHOLD)
         self.recorder.run_started(1, "FedAvg", "1.42", 5)
 
     def push(self) -> None:
