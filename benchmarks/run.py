@@ -132,7 +132,7 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                      _f(_med(fed.get("ratio_cpu")), ".3f", "x"),
                      f"[{_f(fed.get('ratio_cpu', {}).get('min'), '.3f')}, "
                      f"{_f(fed.get('ratio_cpu', {}).get('max'), '.3f')}], "
-                     f"+{_f(fed.get('cpu_ms_added_per_client_round'), '.0f')} ms CPU per "
+                     f"{_f(fed.get('cpu_ms_added_per_client_round'), '+.0f')} ms CPU per "
                      "client per round"))
         rows.append(("federation strategy time, on/off",
                      _f(_med(fed["ratio_strategy"]), ".3f", "x"),
