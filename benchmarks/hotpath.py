@@ -124,7 +124,7 @@ def _mod_cases() -> tuple[dict[str, str], dict[str, Any]]:
     values = {"duration_s": 0.01, "round": 3, "rss_bytes": 123_456_789,
               "fit_duration_s": 0.009, "epochs": 2, "examples": 200, "loss": 0.4,
               "accuracy": 0.9}
-    encoded = dict(telemetry.encode(values))
+    encoded: dict[str, Any] = dict(telemetry.encode(values))
     return (
         {"bare_call_next": "call_next(msg, ctx)",
          "client_mod": "mod(msg, ctx, call_next)",

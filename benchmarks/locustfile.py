@@ -38,13 +38,13 @@ INGEST_RATE = float(os.environ.get("FLMON_BENCH_INGEST_RATE", "50"))
 INGEST = os.environ.get("FLMON_BENCH_INGEST", "http://127.0.0.1:1")
 
 
-class ScrapeUser(FastHttpUser):  # type: ignore[misc]
+class ScrapeUser(FastHttpUser):
     """A scraper of the ServerApp's exporter."""
 
     wait_time = constant_throughput(SCRAPE_RATE)
 
     def on_start(self) -> None:
-        _loopback(self.host)
+        _loopback(self.host or "")
 
     @task(3)
     def metrics(self) -> None:
@@ -57,7 +57,7 @@ class ScrapeUser(FastHttpUser):  # type: ignore[misc]
         self.client.get("/healthz", name="/healthz")
 
 
-class FLClientUser(FastHttpUser):  # type: ignore[misc]
+class FLClientUser(FastHttpUser):
     """Many FL clients: each request is one client's reply with telemetry."""
 
     wait_time = constant_throughput(INGEST_RATE)

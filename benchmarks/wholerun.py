@@ -212,7 +212,7 @@ def _client_app(partition: int, partitions: int, size: int, instrumented: bool) 
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        w, b = (a.copy() for a in msg.content["arrays"].to_numpy_ndarrays())
+        w, b = (a.copy() for a in msg.content.array_records["arrays"].to_numpy_ndarrays())
         result = fit(w, b)
         metrics = MetricRecord({"train_loss": result["loss"], "train_acc": result["accuracy"],
                                 "num-examples": len(y)})
@@ -221,7 +221,7 @@ def _client_app(partition: int, partitions: int, size: int, instrumented: bool) 
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        w, b = msg.content["arrays"].to_numpy_ndarrays()
+        w, b = msg.content.array_records["arrays"].to_numpy_ndarrays()
         p = 1.0 / (1.0 + np.exp(-(x @ w + b[0])))
         metrics = MetricRecord({"eval_loss": float(np.mean((p - y) ** 2)),
                                 "eval_acc": float(np.mean((p > .5) == y)),
