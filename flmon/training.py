@@ -69,13 +69,15 @@ class LocalRecorder:
         self._errors = m.counter("fl_local_training_errors_total")
         self._lock = threading.Lock()
         self._buffer: dict[str, float] = {}
+        self._observe = self._duration.observe
 
     # -- hot path ------------------------------------------------------------------
     def observe_call(self, seconds: float) -> None:
         """One training call ended after ``seconds``."""
-        self._duration.observe(seconds)
-        with self._lock:
-            self._buffer["fit_duration_s"] = self._buffer.get("fit_duration_s", 0.0) + seconds
+        self._observe(seconds)
+        with self._lock:  # take() swaps the buffer under the same lock
+            buffer = self._buffer
+            buffer["fit_duration_s"] = buffer.get("fit_duration_s", 0.0) + seconds
 
     def add_steps(self, n: int = 1) -> None:
         self._steps.inc(n)
@@ -215,6 +217,11 @@ def _report_result(recorder: LocalRecorder, result: object) -> None:
         recorder.report(**found)
 
 
+def _resolve(tracker: _Tracker, cache: list[LocalRecorder]) -> LocalRecorder:
+    cache.append(tracker.recorder)
+    return cache[0]
+
+
 class _Tracker:
     """Decorator and context-manager factory behind :func:`track_training`."""
 
@@ -227,10 +234,11 @@ class _Tracker:
 
     def wrap(self, func: Callable[P, R]) -> Callable[P, R]:
         perf_counter = time.perf_counter
+        resolved: list[LocalRecorder] = []  # the recorder, resolved on the first call
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            recorder = self.recorder
+            recorder = resolved[0] if resolved else _resolve(self, resolved)
             start = perf_counter()
             try:
                 result = func(*args, **kwargs)
@@ -239,7 +247,8 @@ class _Tracker:
                 recorder.error(exc)
                 raise
             recorder.observe_call(perf_counter() - start)
-            if isinstance(result, Mapping):
+            # the common returns (None, a dict) skip the slower ABC check
+            if result is not None and (type(result) is dict or isinstance(result, Mapping)):
                 _report_result(recorder, result)
             return result
 

@@ -29,7 +29,13 @@ ROUND_KEYS: tuple[str, ...] = ("server-round", "server_round", "round")
 
 
 def _round_of(msg: Message) -> int | None:
-    for record in msg.content.config_records.values():
+    content = msg.content
+    config = content.get("config")  # where Flower's strategies put it: one lookup
+    if isinstance(config, ConfigRecord):
+        value = config.get("server-round")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    for record in content.config_records.values():
         for key in ROUND_KEYS:
             value = record.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
