@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Union
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.samples import Sample
 
 from flmon import catalog
 from flmon.catalog import MetricSpec, Side
@@ -18,6 +19,39 @@ from flmon.catalog import MetricSpec, Side
 Metric = Union[Counter, Gauge, Histogram]  # noqa: UP007 - runtime alias on 3.10
 
 _DEFAULT_SIDES: tuple[Side, ...] = ("server", "client", "sink")
+
+
+class UnsetGauge(Gauge):
+    """A label-less gauge that is absent from the exposition until it is first set.
+
+    A plain gauge reads 0 before anything sets it. For figures such as accuracy or
+    epsilon, 0 is a value, and a wrong one: before a run's first round,
+    ``fl_training_accuracy < 0.85`` would fire. flmon's unlabelled gauges therefore
+    appear only once they hold a value, as labelled children do.
+    """
+
+    _flmon_set = False
+
+    def inc(self, amount: float = 1) -> None:
+        self._flmon_set = True
+        super().inc(amount)
+
+    def dec(self, amount: float = 1) -> None:
+        self._flmon_set = True
+        super().dec(amount)
+
+    def set(self, value: float) -> None:
+        self._flmon_set = True
+        super().set(value)
+
+    def set_to_current_time(self) -> None:
+        self._flmon_set = True
+        super().set_to_current_time()
+
+    def _child_samples(self) -> tuple[Sample, ...]:
+        if not self._flmon_set:
+            return ()
+        return tuple(super()._child_samples())
 
 
 def _build(spec: MetricSpec, registry: CollectorRegistry) -> Metric:
@@ -29,6 +63,8 @@ def _build(spec: MetricSpec, registry: CollectorRegistry) -> Metric:
     if spec.type == "histogram":
         return Histogram(spec.name, spec.help, spec.labels, registry=registry,
                          buckets=spec.buckets)
+    if not spec.labels:
+        return UnsetGauge(spec.name, spec.help, registry=registry)
     return Gauge(spec.name, spec.help, spec.labels, registry=registry)
 
 
