@@ -253,7 +253,7 @@ class ScenarioRun:
         if sc.restart_after_round and completed >= sc.restart_after_round \
                 and self.outcome.killed_node is not None and not self.flower.supernodes[
                     self.outcome.killed_node].running:
-            restart_supernode(self.flower, self.outcome.killed_node)
+            self.flower.restart_supernode(self.outcome.killed_node)
             self.on_note(f"restarted SuperNode {index} after round {completed}")
 
     def run(self, timeout: float = 900.0, settle_timeout: float = 90.0) -> RunOutcome:
@@ -339,16 +339,6 @@ class ScenarioRun:
         )
         self.outcome.rows.append(row)
         self.on_round(row)
-
-
-def restart_supernode(flower: FlowerFederation, index: int) -> None:
-    """Start SuperNode ``index`` again with its node config (a new node id)."""
-    public = getattr(flower, "restart_supernode", None)
-    if callable(public):
-        public(index)
-        return
-    flower.supernodes[index].stop()
-    flower.supernodes[index] = flower._start_supernode(index)
 
 
 def centralized_baseline(example: str, num_nodes: int, rounds: int,

@@ -160,6 +160,11 @@ class FlowerFederation:
         """Kill SuperNode ``index`` at once (SIGKILL), as a crashed host would."""
         self.supernodes[index].kill()
 
+    def restart_supernode(self, index: int) -> None:
+        """Start SuperNode ``index`` again with its node config (it gets a new node id)."""
+        self.supernodes[index].stop()
+        self.supernodes[index] = self._start_supernode(index)
+
     def stop(self) -> None:
         for proc in reversed(self.supernodes):
             proc.stop(timeout=10)
