@@ -194,6 +194,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_update_norm_median", "gauge", "Median update norm across the last round's clients."),
     _m("fl_dp_epsilon_spent", "gauge", "Differential-privacy epsilon spent so far (accountant)."),
     _m("fl_dp_epsilon_budget", "gauge", "Maximum epsilon the accountant allows (0: unbounded)."),
+    _m("fl_dp_budget_exhausted", "gauge",
+       "1 once the accountant refused a release that would exceed the epsilon budget."),
     _m("fl_dp_delta", "gauge", "Differential-privacy delta of the accountant."),
     _m("fl_dp_noise_multiplier", "gauge", "Noise multiplier of the DP strategy."),
     _m("fl_dp_clipping_norm", "gauge", "Current clipping norm of the DP strategy."),

@@ -274,3 +274,13 @@ class ServerRecorder:
             if value is not None:
                 self.m.gauge(name).set(value)
         self.m.gauge("fl_dp_epsilon_budget").set(figures.budget or 0.0)
+
+    def dp_started(self) -> None:
+        self.m.gauge("fl_dp_budget_exhausted").set(0)
+
+    def dp_budget_exhausted(self, error: BaseException) -> None:
+        """The DP strategy refused a release: the budget is spent."""
+        self.m.gauge("fl_dp_budget_exhausted").set(1)
+        self.m.counter("fl_security_events_total").labels(kind="dp_budget_exhausted").inc()
+        security_event(log, "dp-budget-exhausted",
+                       f"the privacy accountant refused a release: {error}")

@@ -235,8 +235,16 @@ class InstrumentedStrategy(Strategy):
     ) -> Iterable[Message]:
         self._sent_arrays = arrays
         with log_context(round=server_round, phase="train"):
-            return self._configure("train", server_round, grid, lambda: self.strategy
-                                   .configure_train(server_round, arrays, config, grid))
+            try:
+                return self._configure("train", server_round, grid, lambda: self.strategy
+                                       .configure_train(server_round, arrays, config, grid))
+            except Exception as exc:
+                # Flower's DP wrappers raise PrivacyBudgetExhausted *before* a release
+                # would pass max_epsilon, so epsilon spent never reaches the budget.
+                if type(exc).__name__ == "PrivacyBudgetExhausted":
+                    self._safely("dp budget", self.recorder.dp_budget_exhausted, exc)
+                    self._push()
+                raise
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -383,6 +391,8 @@ class InstrumentedStrategy(Strategy):
         self._safely("run start", lambda: self.recorder.run_started(
             run_id, type(self.strategy).__name__, _flwr_version(), num_rounds))
         self._safely("dp", self._record_dp)
+        if read_dp(self.strategy) is not None:
+            self._safely("dp", self.recorder.dp_started)
         wrapped_fn = None
         if evaluate_fn is not None:
             inner = evaluate_fn
@@ -401,7 +411,10 @@ class InstrumentedStrategy(Strategy):
             error = exc
             raise
         finally:
-            self._safely("round end", self._complete_round)
+            if error is None:
+                self._safely("round end", self._complete_round)
+            else:  # a round cut short by an exception did not complete
+                self._round = None
             self._safely("run end", lambda: self.recorder.run_ended(error))
             if self.pusher is not None:
                 self.pusher.close(timeout=5.0)

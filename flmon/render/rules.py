@@ -276,7 +276,8 @@ def alert_rules(cfg: FlmonConfig) -> list[AlertRule]:
             f"{percent(near_t)}).",
         ),
         "FLPrivacyBudgetExhausted": (
-            f"{dp} >= 1\nor\n{dp} != {dp}",
+            f"{dp} >= 1\nor\n{dp} != {dp}\nor\n"
+            f"max by (federation, job) (fl_dp_budget_exhausted{s}) == 1",
             "Privacy budget exhausted",
             f"Federation {fed} has spent {{{{ $value | humanizePercentage }}}} of its "
             f"differential-privacy epsilon budget ({{{{ $labels.job }}}}): further rounds "

@@ -320,7 +320,13 @@ def _budget_exhausted(b: _Builder) -> None:
            [(fire_at, [b.expected(key, 10.0 / _BUDGET)])])
     b.case("spent is NaN (the accountant broke): fail safe",
            _dp_series(b, "NaN", _BUDGET, n), [(fire_at, [b.expected(key, math.nan)])])
-    b.case("half the budget is spent", _dp_series(b, 4.0, _BUDGET, n), [(fire_at, [])])
+    b.case("the accountant refused the release that would pass the budget",
+           [*_dp_series(b, 7.5, _BUDGET, n),
+            _series("fl_dp_budget_exhausted", b.base, _const("1", n))],
+           [(fire_at, [b.expected(key, 1.0)])])
+    b.case("half the budget is spent", [*_dp_series(b, 4.0, _BUDGET, n),
+                                        _series("fl_dp_budget_exhausted", b.base, _const("0", n))],
+           [(fire_at, [])])
     b.case("the budget is unbounded (0)", _dp_series(b, 100.0, 0.0, n), [(fire_at, [])])
 
 

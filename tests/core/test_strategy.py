@@ -220,3 +220,43 @@ def test_client_label_cap_folds_later_clients() -> None:
     assert len(own) == 2
     assert _v(m, "fl_model_updates_total", client="_other") == 3
     assert _v(m, "fl_clients_tracked") == 2 and _v(m, "fl_clients_folded_total") == 3
+
+
+def test_a_refused_dp_release_is_recorded_and_the_cut_round_not_completed() -> None:
+    from flwr.serverapp import NeighboringRelation, SamplingMethod
+    from flwr.serverapp.exception import PrivacyBudgetExhausted
+    from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
+
+    def accountant(max_epsilon: float | None) -> RdpAccountant:
+        return RdpAccountant(PrivacyConfig(
+            target_delta=1e-5, population_size=3,
+            neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+            sampling_method=SamplingMethod.NO_AMPLIFICATION, max_epsilon=max_epsilon))
+
+    # epsilon after two releases, measured with an unbounded accountant
+    probe = DifferentialPrivacyServerSideFixedClipping(
+        _fedavg(), noise_multiplier=1.0, clipping_norm=1.0, num_sampled_clients=3,
+        accountant=accountant(None))
+    apps = {i: make_app(seed=i) for i in (1, 2, 3)}
+    probe.start(grid=InProcessGrid(apps), initial_arrays=INITIAL, num_rounds=2)
+    two_releases = probe.privacy_spent().epsilon  # type: ignore[union-attr]
+
+    dp = DifferentialPrivacyServerSideFixedClipping(
+        _fedavg(), noise_multiplier=1.0, clipping_norm=1.0, num_sampled_clients=3,
+        accountant=accountant(two_releases * 1.01))
+    metrics = FlmonMetrics()
+    wrapped = instrument(dp, metrics=metrics)
+    with pytest.raises(PrivacyBudgetExhausted):
+        wrapped.start(grid=InProcessGrid(apps), initial_arrays=INITIAL, num_rounds=4)  # type: ignore[arg-type]
+    assert _v(metrics, "fl_dp_budget_exhausted") == 1
+    assert _v(metrics, "fl_dp_epsilon_spent") < _v(metrics, "fl_dp_epsilon_budget")
+    assert _v(metrics, "fl_rounds_completed_total") == 2
+    assert _v(metrics, "fl_round_in_progress") == 0
+    assert _v(metrics, "fl_run_failures_total", error="PrivacyBudgetExhausted") == 1
+    assert _v(metrics, "fl_security_events_total", kind="dp_budget_exhausted") == 1
+
+
+def test_dp_budget_flag_starts_at_zero_with_a_dp_strategy_only() -> None:
+    apps = {i: make_app(seed=i) for i in (1, 2)}
+    _, plain = _run(_fedavg(), apps, rounds=1)  # type: ignore[arg-type]
+    assert plain.registry.get_sample_value("fl_dp_budget_exhausted") is None
