@@ -92,7 +92,7 @@ SCENARIO_TABLE: dict[str, Scenario] = {
         "central DP with an RDP accountant and a budget of epsilon 7.5: two releases "
         "spend 94 %, the accountant refuses the third and training stops",
         {"dp": True, "dp-max-epsilon": 7.5},
-        expected_alerts=("FLPrivacyBudgetNearlyExhausted",),
+        expected_alerts=("FLPrivacyBudgetNearlyExhausted", "FLPrivacyBudgetExhausted"),
         resolves=False,
         min_rounds=3,
     ),

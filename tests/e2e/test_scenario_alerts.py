@@ -123,7 +123,7 @@ def test_straggler_round_stalled_then_resolved(stack: DemoStack) -> None:
     _resolved(stack, "FLClientDropout", CHANNELS["warning"])
 
 
-def test_privacy_budget_nearly_exhausted_reaches_security(stack: DemoStack) -> None:
+def test_privacy_budget_nearly_exhausted_then_refused(stack: DemoStack) -> None:
     server = Server(stack)
     # What the RDP accountant reports after each release (noise 1.0, 3 of 3 clients).
     for epsilon in (4.73, 7.08):
@@ -138,3 +138,10 @@ def test_privacy_budget_nearly_exhausted_reaches_security(stack: DemoStack) -> N
         assert "94.4%" in msg.all_text()  # 7.08 / 7.5
     assert stack.prometheus is not None
     assert not stack.prometheus.firing("FLPrivacyBudgetExhausted")
+    # The accountant refuses the third release (it would pass 7.5): the run stops there.
+    server.recorder.dp_budget_exhausted(RuntimeError("the next release would exceed 7.5"))
+    server.push()
+    labels = _prometheus_firing(stack, "FLPrivacyBudgetExhausted")
+    assert all(lb["severity"] == "critical" for lb in labels)
+    msg = _firing(stack, "FLPrivacyBudgetExhausted", CHANNELS["critical"])
+    assert "Privacy budget exhausted" in msg.all_text()
