@@ -17,6 +17,7 @@ from typing import Any
 from flwr.common.constant import ErrorCode
 
 from flmon import __version__, telemetry
+from flmon.flower.replies import QUARANTINE_REASONS
 from flmon.labels import ClientLabel, ClientLabeler
 from flmon.logs import security_event
 from flmon.metrics import FlmonMetrics
@@ -24,6 +25,11 @@ from flmon.security.dp import DpFigures
 from flmon.security.updates import UpdateStats
 
 log = logging.getLogger("flmon.flower")
+
+PHASES: tuple[str, ...] = ("train", "evaluate")
+SECURITY_EVENT_KINDS: tuple[str, ...] = (
+    "reply_quarantined", "anomalous_update", "dp_budget_exhausted",
+)
 
 ERROR_NAMES: dict[int, str] = {
     value: name.lower()
@@ -85,15 +91,28 @@ class ServerRecorder:
         self._clients_folded = c("fl_clients_folded_total")
         self._telemetry_ok = c("fl_telemetry_received_total")
         self._telemetry_rejected = c("fl_telemetry_rejected_total")
-        for reason in telemetry.REJECT_REASONS:  # every reason visible from the start
+        # Series with known label values exist from the start, at 0, so that dashboards
+        # and rate() see a healthy zero rather than no data.
+        for reason in telemetry.REJECT_REASONS:
             self._telemetry_rejected.labels(reason=reason)
+        for phase in PHASES:
+            c("fl_aggregation_failures_total").labels(phase=phase)
+            for reason in QUARANTINE_REASONS:
+                c("fl_replies_quarantined_total").labels(phase=phase, reason=reason)
+        for kind in SECURITY_EVENT_KINDS:
+            c("fl_security_events_total").labels(kind=kind)
+        self._initialised: set[str] = set()
 
     # -- clients ---------------------------------------------------------------------
     def client(self, node_id: int) -> ClientLabel:
         label = self.labeler.label(node_id)
         if label.new_fold:
             self._clients_folded.inc()
-        self._clients_tracked.set(self.labeler.tracked)
+        if label.value not in self._initialised:
+            self._initialised.add(label.value)
+            self._clients_tracked.set(self.labeler.tracked)
+            for name in ("fl_anomalous_updates_total", "fl_client_errors_total"):
+                self.m.counter(name).labels(client=label.value)
         return label
 
     # -- run ---------------------------------------------------------------------------

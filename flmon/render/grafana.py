@@ -117,9 +117,11 @@ def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                   (Query(f"max(fl_clients_folded_total{s})", "folded"),),
                   "Distinct clients beyond the cardinality cap.", "stat"),
             Panel("Client failures per second", "cps",
-                  (Query(f"sum by (client, error) (rate(fl_client_failures_total{sc}[{ri}]))",
+                  (Query(f"sum by (client, error) (rate(fl_client_failures_total{sc}[{ri}]))\n"
+                         f"or\nsum by (client) (rate(fl_client_replies_total{sc}[{ri}])) * 0",
                          "{{client}} {{error}}"),),
-                  "Failures by client and Flower error code."),
+                  "Failures by client and Flower error code (0 for clients without "
+                  "failures: error codes appear with their first failure)."),
             Panel("Seconds since last reply", "s",
                   (Query(f"time() - max by (client) (fl_client_last_seen_timestamp_seconds{sc})",
                          "{{client}}"),),
