@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from flwr.app import ArrayRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.exception import PrivacyBudgetExhausted
@@ -38,6 +39,9 @@ def _strategy(cfg: dict[str, bool | int | float | str]) -> Strategy:
         weighted_by_key="dp-weight" if dp else "num-examples",
     )
     if dp:
+        noise_seed = int(cfg.get("dp-noise-seed", 0))
+        if noise_seed:  # Flower draws DP noise from numpy's global generator
+            np.random.seed(noise_seed)
         from flwr.serverapp import (
             NeighboringRelation,
             PrivacyConfig,
