@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import yaml
 
 from flmon.harness import http
-from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess, start_listening
+from flmon.harness.ports import LOOPBACK
+from flmon.harness.server import LoopbackServer
 
 T = TypeVar("T")
 
@@ -35,7 +32,7 @@ def check_config(path: Path, amtool: str = "amtool") -> str:
     return done.stdout
 
 
-class AlertManager:
+class AlertManager(LoopbackServer):
     """AlertManager on ``127.0.0.1:port``.
 
     Parameters
@@ -54,6 +51,9 @@ class AlertManager:
         The AlertManager program (``prometheus-alertmanager`` on Debian).
     """
 
+    process_name = "alertmanager"
+    display_name = "AlertManager"
+
     def __init__(
         self,
         config: Mapping[str, Any] | Path,
@@ -71,24 +71,12 @@ class AlertManager:
             config = loaded
         self._config: dict[str, Any] = dict(config)
         self._templates = [Path(t) for t in templates]
-        self._own_workdir = workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="flmon-alertmanager-")) if workdir is None \
-            else Path(workdir)
-        self._auto_port = port is None
-        self.port = port if port is not None else free_port()
-        self.binary = binary
-        self.ready_timeout = ready_timeout
+        super().__init__(workdir=workdir, port=port, binary=binary, ready_timeout=ready_timeout)
         self.config_path = self.workdir / "alertmanager.yml"
-        self.log_path = self.workdir / "alertmanager.log"
-        self._process: ManagedProcess | None = None
 
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:9093``."""
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def _write_config(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def prepare(self) -> None:
+        """Write the configuration and copy the templates next to it."""
+        super().prepare()
         config = dict(self._config)
         if self._templates:
             tdir = self.workdir / "templates"
@@ -98,45 +86,16 @@ class AlertManager:
             config["templates"] = [str((tdir / "*.tmpl").resolve())]
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def start(self) -> AlertManager:
-        """Write the configuration, start AlertManager and wait for ``/-/ready``."""
-        self._write_config()
-
-        def argv(port: int) -> list[str]:
-            return [
-                self.binary,
-                f"--config.file={self.config_path}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address={LOOPBACK}:{port}",
-                f"--web.external-url=http://{LOOPBACK}:{port}",
-                "--cluster.listen-address=",
-                "--log.level=info",
-            ]
-
-        try:
-            self._process, self.port = start_listening(
-                "alertmanager", argv, self.log_path, self.port,
-                ready=lambda p: http.is_ok(f"http://{LOOPBACK}:{p}/-/ready"),
-                timeout=self.ready_timeout,
-                pick_port=free_port if self._auto_port else None,
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop AlertManager; remove the work directory if it was a temporary one."""
-        if self._process is not None:
-            self._process.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @property
-    def process(self) -> ManagedProcess:
-        if self._process is None:
-            raise RuntimeError("AlertManager was not started")
-        return self._process
+    def argv(self, port: int) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            f"--web.external-url=http://{LOOPBACK}:{port}",
+            "--cluster.listen-address=",
+            "--log.level=info",
+        ]
 
     # --- API -------------------------------------------------------------------------
 
@@ -158,32 +117,3 @@ class AlertManager:
         status, body = http.post_json(f"{self.url}/api/v2/alerts", list(alerts))
         if status != 200:
             raise http.HTTPError(f"{self.url}/api/v2/alerts", status, body.decode(errors="replace"))
-
-    def wait_for(
-        self,
-        probe: Callable[[], T],
-        timeout: float,
-        what: str = "condition",
-        interval: float = 0.5,
-    ) -> T:
-        """Poll ``probe()`` until it returns something truthy and return that."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.process.check_running()
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"AlertManager: {what} not met after {timeout:.0f}s")
-            time.sleep(interval)
-
-    def __enter__(self) -> AlertManager:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

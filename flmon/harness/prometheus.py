@@ -9,18 +9,15 @@ tests; the configuration shipped to users is not touched.
 from __future__ import annotations
 
 import shutil
-import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import yaml
 
 from flmon.harness import http
-from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess, start_listening
+from flmon.harness.ports import LOOPBACK
+from flmon.harness.server import LoopbackServer
 
 T = TypeVar("T")
 
@@ -45,7 +42,7 @@ def rule_files_in(path: Path) -> list[Path]:
     return found
 
 
-class Prometheus:
+class Prometheus(LoopbackServer):
     """Prometheus on ``127.0.0.1:port`` with its TSDB in a work directory.
 
     Parameters
@@ -66,6 +63,9 @@ class Prometheus:
         The ``prometheus`` program.
     """
 
+    process_name = "prometheus"
+    display_name = "Prometheus"
+
     def __init__(
         self,
         config: Mapping[str, Any] | Path,
@@ -85,31 +85,19 @@ class Prometheus:
             config = loaded
         self._config: dict[str, Any] = dict(config)
         self._rules = [Path(r) for r in rules]
-        self._own_workdir = workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="flmon-prometheus-")) if workdir is None \
-            else Path(workdir)
-        self._auto_port = port is None
-        self.port = port if port is not None else free_port()
+        super().__init__(workdir=workdir, port=port, binary=binary, ready_timeout=ready_timeout)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
-        self.binary = binary
-        self.ready_timeout = ready_timeout
         self.config_path = self.workdir / "prometheus.yml"
-        self.log_path = self.workdir / "prometheus.log"
-        self._process: ManagedProcess | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:9090``."""
-        return f"http://{LOOPBACK}:{self.port}"
 
     @property
     def rule_files(self) -> list[Path]:
         """The rule files loaded (copies in the work directory), after :meth:`start`."""
         return sorted((self.workdir / "rules").glob("*"))
 
-    def _write_config(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def prepare(self) -> None:
+        """Write the configuration and copy the rule files next to it."""
+        super().prepare()
         rules_dir = self.workdir / "rules"
         rules_dir.mkdir(exist_ok=True)
         copied: list[str] = []
@@ -133,48 +121,17 @@ class Prometheus:
                 job.pop("scrape_timeout", None)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def start(self) -> Prometheus:
-        """Write the configuration, start Prometheus and wait for ``/-/ready``."""
-        self._write_config()
-
-        def argv(port: int) -> list[str]:
-            return [
-                self.binary,
-                f"--config.file={self.config_path}",
-                f"--web.listen-address={LOOPBACK}:{port}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                "--storage.tsdb.retention.time=1d",
-                f"--web.external-url=http://{LOOPBACK}:{port}",
-                "--web.enable-lifecycle",
-                "--log.level=info",
-            ]
-
-        try:
-            self._process, self.port = start_listening(
-                "prometheus", argv, self.log_path, self.port,
-                ready=lambda p: http.is_ok(f"http://{LOOPBACK}:{p}/-/ready"),
-                timeout=self.ready_timeout,
-                pick_port=free_port if self._auto_port else None,
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop Prometheus; remove the work directory if it was a temporary one."""
-        if self._process is not None:
-            self._process.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @property
-    def process(self) -> ManagedProcess:
-        if self._process is None:
-            raise RuntimeError("Prometheus was not started")
-        return self._process
-
-    # --- API -------------------------------------------------------------------------
+    def argv(self, port: int) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            "--storage.tsdb.retention.time=1d",
+            f"--web.external-url=http://{LOOPBACK}:{port}",
+            "--web.enable-lifecycle",
+            "--log.level=info",
+        ]
 
     def api(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET ``/api/v1/<path>`` and return its ``data``; raise on ``status: error``."""
@@ -250,32 +207,3 @@ class Prometheus:
         status, body = http.request("POST", f"{self.url}/-/reload")
         if status != 200:
             raise http.HTTPError(f"{self.url}/-/reload", status, body.decode(errors="replace"))
-
-    def wait_for(
-        self,
-        probe: Callable[[], T],
-        timeout: float,
-        what: str = "condition",
-        interval: float = 0.5,
-    ) -> T:
-        """Poll ``probe()`` until it returns something truthy and return that."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.process.check_running()
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"Prometheus: {what} not met after {timeout:.0f}s")
-            time.sleep(interval)
-
-    def __enter__(self) -> Prometheus:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
