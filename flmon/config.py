@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from flmon.yamlerrors import describe_yaml_error
+
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
@@ -559,5 +561,5 @@ def load_config(path: str | Path) -> FlmonConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [("", f"not valid YAML: {exc}")]) from None
+        raise ConfigError(source, [("", describe_yaml_error(exc, text))]) from None
     return parse_config(data, source)

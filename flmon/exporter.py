@@ -1,32 +1,43 @@
 """``start_exporter``: serve ``/metrics`` and ``/healthz`` from an explicit registry.
 
-The server runs on a daemon thread and answers each request on its own thread
-(prometheus_client's ``ThreadingWSGIServer``). TLS is optional (certificate and key
-files); :mod:`flmon.webconfig` adds client authentication.
+The server (:mod:`flmon.serving`) accepts on a daemon thread and serves each connection
+on its own thread, TLS handshake included, with deadlines on everything a client can
+drag out and a bound on concurrent connections (:class:`ConnectionLimits`). The body of
+``/metrics`` is prometheus_client's WSGI exposition. TLS is optional (certificate and
+key files); :mod:`flmon.webconfig` adds client authentication.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 
 from flmon import registry_hub
+from flmon.serving import ConnectionLimits, HardenedHTTPServer
+
+__all__ = ["ConnectionLimits", "Exporter", "make_app", "start_exporter"]
+
+log = logging.getLogger("flmon.exporter")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Authenticator = Callable[[dict[str, Any]], bool]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes are not logged."""
+def _authenticated(authenticate: Authenticator, environ: dict[str, Any]) -> bool:
+    """Whatever goes wrong while checking credentials is a refusal (401), never a 500."""
+    try:
+        return bool(authenticate(environ))
+    except Exception:
+        log.error("exporter: the credential check failed; request refused", exc_info=True,
+                  extra={"event.action": "exporter-auth-error", "event.outcome": "failure"})
+        return False
 
 
 def make_app(
@@ -42,7 +53,7 @@ def make_app(
         What ``/metrics`` exposes.
     authenticate
         Called with the WSGI environ of every request but ``/healthz``; a request it
-        refuses gets 401 with a ``WWW-Authenticate`` challenge.
+        refuses, or that raises, gets 401 with a ``WWW-Authenticate`` challenge.
     health
         Answers ``/healthz``: 200 ``ok`` when true, 503 otherwise. Always ok when omitted.
     """
@@ -55,7 +66,7 @@ def make_app(
             status = "200 OK" if healthy else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n" if healthy else b"unhealthy\n"]
-        if authenticate is not None and not authenticate(environ):
+        if authenticate is not None and not _authenticated(authenticate, environ):
             start_response(
                 "401 Unauthorized",
                 [("Content-Type", "text/plain; charset=utf-8"),
@@ -77,11 +88,16 @@ def make_app(
 class Exporter:
     """A running exporter; ``close()`` stops it."""
 
-    server: ThreadingWSGIServer
+    server: HardenedHTTPServer
     thread: threading.Thread
     addr: str
     port: int
     tls: bool
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS settings connections are served with (None on plain HTTP)."""
+        return self.server.ssl_context
 
     @property
     def url(self) -> str:
@@ -111,6 +127,7 @@ def start_exporter(
     authenticate: Authenticator | None = None,
     health: Callable[[], bool] | None = None,
     web_config: str | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> Exporter:
     """Serve ``registry`` on ``http(s)://addr:port/metrics`` from a daemon thread.
 
@@ -136,6 +153,9 @@ def start_exporter(
         (TLS, client certificates, basic auth, bearer token; see :mod:`flmon.webconfig`).
         It sets ``certfile``, ``keyfile``, ``client_cafile``, ``authenticate`` and the
         minimum TLS version, and cannot be combined with them.
+    limits
+        Connection bound and timeouts (:class:`ConnectionLimits`: 64 connections,
+        5 s handshake, 10 s request head, 60 s keep-alive idle, 10 s write by default).
     """
     min_tls = ssl.TLSVersion.TLSv1_2
     if web_config is not None:
@@ -154,17 +174,18 @@ def start_exporter(
     if (certfile is None) != (keyfile is None):
         raise ValueError("TLS needs both certfile and keyfile")
     app = make_app(registry, authenticate=authenticate, health=health)
-    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
-    tls = certfile is not None
-    if tls:
+    context: ssl.SSLContext | None = None
+    if certfile is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = min_tls
-        context.load_cert_chain(certfile=certfile, keyfile=keyfile)  # type: ignore[arg-type]
+        context.load_cert_chain(certfile=certfile, keyfile=keyfile)
         if client_cafile is not None:
             context.load_verify_locations(cafile=client_cafile)
             context.verify_mode = ssl.CERT_REQUIRED
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, name="flmon-exporter", daemon=True)
+    tls = context is not None
+    server = HardenedHTTPServer((addr, port), app, limits or ConnectionLimits(), context)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="flmon-exporter", daemon=True)
     thread.start()
     bound_port = int(server.server_address[1])
     return Exporter(server=server, thread=thread, addr=addr, port=bound_port, tls=tls)

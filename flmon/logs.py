@@ -119,6 +119,13 @@ def current_context() -> dict[str, Any]:
 
 # --- formatter -------------------------------------------------------------------------
 
+# Every character str.splitlines() breaks a line at. json.dumps escapes those below
+# U+0020 already; U+0085, U+2028 and U+2029 it leaves raw (ensure_ascii=False), which
+# splits a record in two for a reader that uses splitlines(). They can only occur inside
+# JSON strings, where their \u escape means the same character: one record, one line.
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}"
+                for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
 
 def _iso(created: float) -> str:
     stamp = datetime.fromtimestamp(created, tz=timezone.utc)
@@ -132,7 +139,7 @@ def _scalar(value: Any) -> Any:
 
 
 class EcsFormatter(logging.Formatter):
-    """Format records as ECS JSON, one object per line.
+    """Format records as ECS JSON, one object per line (whatever line breaks it holds).
 
     ``to_dict(record)`` returns the document (key order fixed); ``format(record)``
     serialises it. Subclass and override :meth:`extend` to add fields: it is the one
@@ -180,7 +187,8 @@ class EcsFormatter(logging.Formatter):
         """Hook for subclasses: add or change fields of ``doc`` in place."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.to_dict(record), ensure_ascii=False, default=str)
+        text = json.dumps(self.to_dict(record), ensure_ascii=False, default=str)
+        return text.translate(_LINE_BREAKS)
 
 
 class _RedactingFilter(logging.Filter):

@@ -49,6 +49,7 @@ import ssl
 import stat
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,8 @@ from typing import Any
 import bcrypt
 import yaml
 
-from flmon.logs import register_secret
+from flmon.logs import register_secret, security_event
+from flmon.yamlerrors import describe_yaml_error
 
 log = logging.getLogger("flmon.webconfig")
 
@@ -76,6 +78,9 @@ _TOP_KEYS = ("tls_server_config", "basic_auth_users", "bearer_token_file", "bear
 _TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version")
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 _CACHE_SIZE = 256
+_NOTE_INTERVAL = 10.0
+BCRYPT_MAX_PASSWORD_BYTES = 72
+"""bcrypt's limit: a longer password is refused (401), never truncated."""
 
 
 class WebConfigError(ValueError):
@@ -143,6 +148,22 @@ class _Authenticator:
         # An unknown user pays the same bcrypt check as a known one (the highest cost).
         cost = max((int(h.split(b"$")[2]) for h in self._users.values()), default=10)
         self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+        self._long_passwords = 0
+        self._long_noted_at = -_NOTE_INTERVAL
+
+    def _note_long_password(self) -> None:
+        """A security event, at most one per interval (each request could send one)."""
+        now = time.monotonic()
+        with self._lock:
+            self._long_passwords += 1
+            if now - self._long_noted_at < _NOTE_INTERVAL:
+                return
+            self._long_noted_at, count = now, self._long_passwords
+            self._long_passwords = 0
+        security_event(log, "exporter-auth-refused",
+                       f"exporter: basic auth refused: password longer than bcrypt's "
+                       f"{BCRYPT_MAX_PASSWORD_BYTES}-byte limit ({count} request(s) since the "
+                       f"last such record)", **{"event.outcome": "failure"})
 
     def __repr__(self) -> str:
         return f"<flmon exporter authenticator: {len(self._users)} user(s), " \
@@ -174,13 +195,22 @@ class _Authenticator:
         except UnicodeDecodeError:
             return False
         hashed = self._users.get(user)
+        if len(password) > BCRYPT_MAX_PASSWORD_BYTES:
+            # bcrypt raises on such a password (other implementations truncate it): it
+            # matches no hash here. Refuse at the cost of a wrong password, and say why.
+            bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD_BYTES], self._dummy)
+            self._note_long_password()
+            return False
         key = hmac.new(self._cache_key, user_bytes + b"\0" + password + b"\0"
                        + (hashed or b""), hashlib.sha256).digest()
         with self._lock:
             if hashed is not None and key in self._cache:
                 self._cache.move_to_end(key)
                 return True
-        ok = bcrypt.checkpw(password, hashed if hashed is not None else self._dummy)
+        try:
+            ok = bcrypt.checkpw(password, hashed if hashed is not None else self._dummy)
+        except ValueError:  # whatever else bcrypt refuses is a wrong password too
+            return False
         if ok and hashed is not None:
             with self._lock:
                 self._cache[key] = None
@@ -191,7 +221,16 @@ class _Authenticator:
 
 
 def hash_password(password: str, rounds: int = 12) -> str:
-    """A bcrypt hash of ``password`` for ``basic_auth_users``."""
+    """A bcrypt hash of ``password`` for ``basic_auth_users``.
+
+    Raises
+    ------
+    ValueError
+        When the password is longer than bcrypt's 72 bytes (UTF-8).
+    """
+    if len(password.encode()) > BCRYPT_MAX_PASSWORD_BYTES:
+        raise ValueError(f"the password is longer than bcrypt's {BCRYPT_MAX_PASSWORD_BYTES} "
+                         f"bytes; choose a shorter one")
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
 
@@ -347,7 +386,7 @@ def load_web_config(path: str | os.PathLike[str],
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WebConfigError(f"{file}: not valid YAML: {exc}") from None
+        raise WebConfigError(f"{file}: {describe_yaml_error(exc, text)}") from None
     return parse_web_config(raw, file.resolve().parent, environ)
 
 
@@ -367,7 +406,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not password:
             print("error: empty password", file=sys.stderr)
             return 2
-        print(hash_password(password))
+        try:
+            print(hash_password(password))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args[:1] == ["check"] and len(args) == 2:
         try:

@@ -186,7 +186,8 @@ tls_server_config:
 """)
     with flmon.start_exporter(0, registry=_registry(), web_config=str(config)) as exp:
         assert exp.addr == "127.0.0.1"
-        assert exp.server.socket.context.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert exp.ssl_context is not None
+        assert exp.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
         tls12 = ssl.create_default_context(cafile=str(tls_files["cert"]))
         tls12.maximum_version = ssl.TLSVersion.TLSv1_2
         assert _get(exp.url, context=tls12)[0] == 200
