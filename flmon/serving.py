@@ -224,26 +224,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(head=True)
 
     def _respond(self, head: bool) -> None:
+        # Busy (never closed to make room) only while the application works: writing
+        # the response is up to the client, and a client that does not read is closable.
         if not self.server.begin_response(self.conn):
             self.close_connection = True
             return
         try:
             status, headers, body = self._call_app()
-            self.connection.settimeout(self.server.limits.write_timeout)
-            code, _, reason = status.partition(" ")
-            self.send_response(int(code), reason or None)
-            for name, value in headers:
-                if name.lower() not in ("content-length", "connection", "server", "date"):
-                    self.send_header(name, value)
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Content-Length", str(len(body)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if not head and body:
-                self.wfile.write(body)
         finally:
             self.server.end_response(self.conn)
+        self.connection.settimeout(self.server.limits.write_timeout)
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason or None)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "server", "date"):
+                self.send_header(name, value)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head and body:
+            self.wfile.write(body)
 
     def _environ(self) -> dict[str, Any]:
         path, _, query = self.path.partition("?")

@@ -32,7 +32,8 @@ other path need them. The bearer token is registered with
 password hashes appear in ``repr()``. Password and token checks are constant-time, an
 unknown user costs a bcrypt check at the highest configured cost, and successful basic-auth
 checks are cached (keyed by an HMAC under a per-process random key) so that a scrape
-every few seconds does not pay bcrypt each time.
+every few seconds does not pay bcrypt each time. A password longer than bcrypt's 72 bytes
+is refused (401 and a security event in the log), never truncated.
 """
 
 from __future__ import annotations
