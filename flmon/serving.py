@@ -325,7 +325,7 @@ class HardenedHTTPServer(socketserver.TCPServer):
         self._closing = False
         self._counts = {"evicted": 0, "refused": 0}
         self._noted = {"evicted": 0, "refused": 0}
-        self._last_note = 0.0
+        self._last_note = -_NOTE_INTERVAL
         # Connections are served by _serve (which builds a _Handler), not by the
         # RequestHandlerClass of socketserver's own dispatch.
         super().__init__(address, socketserver.BaseRequestHandler)
@@ -336,9 +336,11 @@ class HardenedHTTPServer(socketserver.TCPServer):
         conn = _Connection(request)
         with self._lock:
             admitted = self._admit(conn)
+            if not admitted:
+                self._counts["refused"] += 1
+        self._note()
         if not admitted:
             self._refuse(request)
-            self._note("refused")
             return
         thread = threading.Thread(target=self._serve, args=(conn, client_address),
                                   name="flmon-exporter-conn", daemon=True)
@@ -363,7 +365,6 @@ class HardenedHTTPServer(socketserver.TCPServer):
                 return False
             victim.kick()
             self._counts["evicted"] += 1
-            self._note_locked("evicted")
         self._connections[id(conn)] = conn
         return True
 
@@ -376,21 +377,19 @@ class HardenedHTTPServer(socketserver.TCPServer):
             pass
         self.shutdown_request(sock)
 
-    def _note(self, what: str) -> None:
-        with self._lock:
-            if what == "refused":
-                self._counts["refused"] += 1
-            self._note_locked(what)
+    def _note(self) -> None:
+        """At most one warning per interval about connections closed or refused.
 
-    def _note_locked(self, what: str) -> None:
-        """At most one warning per interval about connections closed or refused."""
+        Logged outside the lock: a slow log handler must not hold up admissions.
+        """
         now = time.monotonic()
-        if now - self._last_note < _NOTE_INTERVAL:
-            return
-        self._last_note = now
-        evicted = self._counts["evicted"] - self._noted["evicted"]
-        refused = self._counts["refused"] - self._noted["refused"]
-        self._noted = dict(self._counts)
+        with self._lock:
+            if self._counts == self._noted or now - self._last_note < _NOTE_INTERVAL:
+                return
+            self._last_note = now
+            evicted = self._counts["evicted"] - self._noted["evicted"]
+            refused = self._counts["refused"] - self._noted["refused"]
+            self._noted = dict(self._counts)
         log.warning("exporter at its connection bound (%d): %d idle or unfinished connection(s) "
                     "closed to make room, %d refused while all were answering",
                     self.limits.max_connections, evicted, refused,

@@ -9,6 +9,7 @@ the scrape completes within the client's timeout (the timeout is the failure mod
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import ssl
 import threading
@@ -182,14 +183,17 @@ def test_the_handshake_and_the_request_head_have_deadlines(
 
 
 def test_at_the_bound_the_oldest_idle_connection_makes_room(
-        serve: Callable[..., Target]) -> None:
+        serve: Callable[..., Target], caplog: pytest.LogCaptureFixture) -> None:
     target = serve(ConnectionLimits(max_connections=4))
     idle = [target.connect() for _ in range(4)]
     try:
         _wait(lambda: target.held() == 4, "4 connections to be held")
-        _assert_scrapes(target)
+        with caplog.at_level(logging.WARNING, logger="flmon.exporter"):
+            _assert_scrapes(target)
         assert _closed_by_server(idle[0]), "the oldest idle connection was not closed"
         assert target.held() <= 4
+        assert any(getattr(r, "event.action", None) == "exporter-connection-bound"
+                   for r in caplog.records)
     finally:
         for sock in idle:
             sock.close()
