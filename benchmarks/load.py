@@ -145,6 +145,10 @@ def run_locust(host: str, ingest: str, users: int, spawn_rate: int, duration_s: 
     seconds = time.monotonic() - start
     stats_file = Path(f"{prefix}_stats.csv")
     endpoints: dict[str, dict[str, float]] = {}
+    def number(text: str) -> float:
+        # Locust writes "N/A" (older releases: an empty cell) where it has no figure.
+        return float(text) if text and text != "N/A" else float("nan")
+
     if stats_file.exists():
         with stats_file.open() as f:
             for row in csv.DictReader(f):
@@ -152,10 +156,10 @@ def run_locust(host: str, ingest: str, users: int, spawn_rate: int, duration_s: 
                     "requests": int(row["Request Count"]),
                     "failures": int(row["Failure Count"]),
                     "requests_per_s": float(row["Requests/s"]),
-                    "p50_ms": float(row["50%"] or "nan"),
-                    "p99_ms": float(row["99%"] or "nan"),
-                    "avg_ms": float(row["Average Response Time"] or "nan"),
-                    "avg_bytes": float(row["Average Content Size"] or "nan"),
+                    "p50_ms": number(row["50%"]),
+                    "p99_ms": number(row["99%"]),
+                    "avg_ms": number(row["Average Response Time"]),
+                    "avg_bytes": number(row["Average Content Size"]),
                 }
     # Locust exits 1 when any request failed: failures are figures here, not errors.
     return {"returncode": completed.returncode, "seconds": seconds,
