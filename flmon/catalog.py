@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 MetricType = Literal["counter", "gauge", "histogram", "info"]
-Side = Literal["server", "client", "sink"]
+Side = Literal["server", "client", "sink", "privacy"]
 
 CLIENT_LABEL = "client"
 """Label that names a client; its values are bounded by the server's cardinality cap."""
@@ -55,7 +55,7 @@ class MetricSpec:
         One-line help text written to the exposition.
     side
         Where the metric is produced: the ``server`` (ServerApp wrapper), a ``client``
-        training loop, or a ``sink``.
+        training loop, a ``sink``, or ``privacy`` (``flmon privacy-test``).
     buckets
         Histogram buckets, for histograms only.
     """
@@ -201,6 +201,15 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_dp_clipping_norm", "gauge", "Current clipping norm of the DP strategy."),
     _m("fl_client_dp_epsilon", "gauge", "Local-DP epsilon a client reported spending.", _C),
     _m("fl_security_events_total", "counter", "Security events logged by flmon.", ("kind",)),
+    # --- privacy testing (flmon privacy-test) ------------------------------------------
+    _m("fl_privacy_attack_auc", "gauge",
+       "ROC AUC of a membership-inference attack in flmon privacy-test (0.5: chance). "
+       "attack: gradient_alignment or loss_difference on each client's update as the "
+       "server receives it, the same name with _release on the aggregate the server "
+       "releases; dp: off or on.", ("attack", "dp"), unit="ratio", side="privacy"),
+    _m("fl_privacy_attack_advantage", "gauge",
+       "Membership advantage max(TPR - FPR) of that attack (0: none).", ("attack", "dp"),
+       unit="ratio", side="privacy"),
     # --- sinks -----------------------------------------------------------------------
     _m("fl_sink_dropped_total", "counter",
        "Records a sink gave up on: queue full, retries exhausted, refused for good, or "
