@@ -1,7 +1,8 @@
 """Entry point of the ``flmon`` command: one module per subcommand.
 
-Each module in ``COMMANDS`` (dashes become underscores) defines ``register(subparsers)``, which adds its parser and
-sets ``func`` to a callable taking the parsed namespace and returning an exit code.
+Each module in ``COMMANDS`` (``-`` in a command name is ``_`` in its module name) defines
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the
+parsed namespace and returning an exit code.
 Modules are imported only to build the parser; heavy imports happen inside ``func``.
 """
 

@@ -20,7 +20,7 @@ candidate record.
 Higher scores mean "member". The figures are the ROC AUC (probability that a random
 member outscores a random non-member, ties counting half), the membership advantage
 ``max(TPR - FPR)`` over thresholds (Yeom et al.'s definition), and a seeded percentile
-bootstrap confidence interval of the AUC.
+bootstrap confidence interval of the AUC (over updates and records).
 """
 
 from __future__ import annotations
@@ -71,15 +71,10 @@ def roc_auc(members: npt.ArrayLike, non_members: npt.ArrayLike) -> float:
     neg = np.asarray(non_members, dtype=np.float64)
     if pos.size == 0 or neg.size == 0:
         raise ValueError("the AUC needs at least one member and one non-member")
-    scores = np.concatenate([pos, neg])
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    mean_rank = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(mean_rank, counts)
-    u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
+    ordered = np.sort(neg)
+    below = np.searchsorted(ordered, pos, side="left")  # non-members scoring lower
+    below_or_tied = np.searchsorted(ordered, pos, side="right")
+    u = (below.sum() + below_or_tied.sum()) / 2.0
     return float(u / (pos.size * neg.size))
 
 
@@ -87,9 +82,11 @@ def advantage(members: npt.ArrayLike, non_members: npt.ArrayLike) -> float:
     """``max(TPR - FPR)`` over every threshold "score >= t means member" (0 at worst)."""
     pos = np.asarray(members, dtype=np.float64)
     neg = np.asarray(non_members, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("the advantage needs at least one member and one non-member")
     thresholds = np.unique(np.concatenate([pos, neg]))
-    tpr = (pos[None, :] >= thresholds[:, None]).mean(axis=1)
-    fpr = (neg[None, :] >= thresholds[:, None]).mean(axis=1)
+    tpr = 1.0 - np.searchsorted(np.sort(pos), thresholds, side="left") / pos.size
+    fpr = 1.0 - np.searchsorted(np.sort(neg), thresholds, side="left") / neg.size
     return float(max(0.0, float(np.max(tpr - fpr))))
 
 
@@ -110,6 +107,26 @@ class Separation:
         }
 
 
+def _multiplicities(rng: np.random.Generator, n: int, resamples: int) -> Array:
+    """``resamples`` rows of how often each of ``n`` items is drawn in ``n`` draws."""
+    out: Array = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    return out
+
+
+def _weighted_auc(members: Array, non_members: Array, member_weights: Array,
+                  non_member_weights: Array) -> Array:
+    """The AUC of each resample, given each record's multiplicity in it (rows)."""
+    order = np.argsort(non_members, kind="stable")
+    ordered = non_members[order]
+    below = np.searchsorted(ordered, members, side="left")
+    below_or_tied = np.searchsorted(ordered, members, side="right")
+    cumulative = np.zeros((non_member_weights.shape[0], len(ordered) + 1))
+    np.cumsum(non_member_weights[:, order], axis=1, out=cumulative[:, 1:])
+    wins = (cumulative[:, below] + cumulative[:, below_or_tied]) / 2.0
+    out: Array = (member_weights * wins).sum(axis=1) / (len(members) * len(non_members))
+    return out
+
+
 def mean_separation(
     pairs: Sequence[tuple[Array, Array]],
     *,
@@ -120,11 +137,14 @@ def mean_separation(
 ) -> Separation:
     """Mean AUC and advantage over several (members, non-members) score pairs, with a CI.
 
-    Each pair is one attacked update (one client in one round). Pairs of the same
-    ``group`` score the same records (one client's records over several rounds), so the
-    bootstrap draws the records of a group once per resample and reuses the draw for every
-    pair of the group: the interval accounts for the rounds being correlated. The CI is the
-    percentile interval of the mean AUC over ``resamples`` seeded resamples.
+    Each pair is one attacked update (one client in one round). The interval is a seeded
+    two-level percentile bootstrap of the mean AUC: each resample draws the attacked
+    updates with replacement, and the records of each ``group`` with replacement. Pairs
+    of the same group score the same records (one client's records over several rounds),
+    so a group's record draw is reused by every pair of the group. Drawing the updates
+    covers what varies from update to update (training, DP noise: one noise vector shifts
+    the scores of every record of an update together); drawing the records covers the
+    finite candidate sets.
     """
     if not pairs:
         raise ValueError("no scores to summarise")
@@ -140,14 +160,16 @@ def mean_separation(
     for g, (m, n) in zip(group_of, pairs, strict=True):
         if sizes.setdefault(g, (len(m), len(n))) != (len(m), len(n)):
             raise ValueError(f"pairs of group {g} score different numbers of records")
-    boot = np.empty(resamples, dtype=np.float64)
-    for r in range(resamples):
-        draws = {g: (rng.integers(0, a, a), rng.integers(0, b, b)) for g, (a, b) in sizes.items()}
-        total = 0.0
-        for g, (m, n) in zip(group_of, pairs, strict=True):
-            im, inn = draws[g]
-            total += roc_auc(m[im], n[inn])
-        boot[r] = total / len(pairs)
+    # Resampling with replacement as multiplicities: how often each record is drawn.
+    counts = {
+        g: (_multiplicities(rng, a, resamples), _multiplicities(rng, b, resamples))
+        for g, (a, b) in sizes.items()
+    }
+    chosen = _multiplicities(rng, len(pairs), resamples)  # how often each update is drawn
+    boot = np.zeros(resamples, dtype=np.float64)
+    for i, ((m, n), g) in enumerate(zip(pairs, group_of, strict=True)):
+        boot += chosen[:, i] * _weighted_auc(m, n, *counts[g])
+    boot /= len(pairs)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [tail, 1.0 - tail])
     return Separation(

@@ -92,12 +92,18 @@ def load_task(example: str, examples_dir: Path) -> ModuleType:
         sys.path.remove(str(app))
 
 
+def _arrays(content: Any) -> Weights:
+    """The model in a train message or reply (its one ArrayRecord, ``arrays``)."""
+    record = content.array_records["arrays"]
+    return [np.asarray(a, dtype=np.float32) for a in record.to_numpy_ndarrays()]
+
+
 def _observer_class() -> type[Any]:
     from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
     from flwr.serverapp import Grid
     from flwr.serverapp.strategy import Strategy
 
-    class _Observer(Strategy):  # type: ignore[misc]
+    class _Observer(Strategy):
         """Delegates every call to ``strategy`` and records the rounds' models."""
 
         def __init__(self, strategy: Strategy, node_partition: Mapping[int, int]) -> None:
@@ -121,7 +127,7 @@ def _observer_class() -> type[Any]:
                 if reply.has_error() or not reply.has_content():
                     continue
                 partition = self.node_partition[reply.metadata.src_node_id]
-                view.updates[partition] = reply.content["arrays"].to_numpy_ndarrays()
+                view.updates[partition] = _arrays(reply.content)
             arrays, metrics = self.strategy.aggregate_train(server_round, replies)
             if arrays is not None:
                 view.released = arrays.to_numpy_ndarrays()
@@ -142,12 +148,12 @@ def _grid_class() -> type[Any]:
     from flwr.app import Context, Error, Message, RecordDict
     from flwr.common.constant import ErrorCode
     from flwr.serverapp import Grid
+    from flwr.supercore.run import Run
     from flwr.supercore.task_identity import TaskIdentity
 
-    class _Run:
-        run_id = 1
+    run_record = Run.create_empty(run_id=1)
 
-    class _InProcessGrid(Grid):  # type: ignore[misc]
+    class _InProcessGrid(Grid):
         """Delivers each message to a ``ClientApp`` of this process, one per node id."""
 
         def __init__(self, apps: Mapping[int, Any], node_config: Mapping[int, dict[str, Any]],
@@ -166,8 +172,8 @@ def _grid_class() -> type[Any]:
             pass
 
         @property
-        def run(self) -> _Run:
-            return _Run()
+        def run(self) -> Run:
+            return run_record
 
         def create_message(self, content: RecordDict, message_type: str, dst_node_id: int,
                            group_id: str, ttl: float | None = None) -> Message:
@@ -225,13 +231,13 @@ def _client_app(task: ModuleType, training: TrainingConfig, seed: int,
         ))
     app = ClientApp(mods=mods)
 
-    @app.train()  # type: ignore[misc]
+    @app.train()
     def train(msg: Message, context: Context) -> Message:
         partition = int(context.node_config["partition-id"])
         split, _ = task.load_partition(partition, int(context.node_config["num-partitions"]))
-        server_round = int(msg.content["config"]["server-round"])
+        server_round = int(str(msg.content["config"]["server-round"]))
         weights = model.train(
-            msg.content["arrays"].to_numpy_ndarrays(), split.x, split.y,
+            _arrays(msg.content), split.x, split.y,
             learning_rate=training.learning_rate, epochs=training.local_epochs,
             batch_size=training.batch_size,
             seed=int(np.random.SeedSequence([seed, server_round, partition]).generate_state(1)[0]),
@@ -246,6 +252,8 @@ def _client_app(task: ModuleType, training: TrainingConfig, seed: int,
 @contextmanager
 def _quiet_flower() -> Iterator[None]:
     """Keep Flower's per-round INFO lines out of the command's output."""
+    import flwr.common.logger  # noqa: F401 - it sets the level when first imported
+
     logger = logging.getLogger("flwr")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -288,7 +296,7 @@ def accountant_epsilon(noise_multiplier: float, rounds: int, sample_size: int,
     return float(accountant.get_privacy_spent().epsilon)
 
 
-def run_federation(
+def _run_federation(
     task: ModuleType,
     *,
     nodes: int,
@@ -297,7 +305,6 @@ def run_federation(
     seed: int,
     dp: DpSettings | None = None,
 ) -> FederationRun:
-    """Run ``rounds`` rounds of the example's FedAvg over ``nodes`` clients, observed."""
     from flwr.app import ArrayRecord
     from flwr.serverapp import (
         NeighboringRelation,
@@ -335,7 +342,7 @@ def run_federation(
     observer = _observer_class()(strategy, {n: c["partition-id"] for n, c in node_config.items()})
     grid = _grid_class()(apps, node_config)
     initial = ArrayRecord(tabular.init_weights(task.NUM_FEATURES, task.HIDDEN_UNITS, seed))
-    with _quiet_flower(), _seeded_global_numpy(seed):
+    with _seeded_global_numpy(seed):
         result = observer.start(grid=grid, initial_arrays=initial, num_rounds=rounds)
     final = result.arrays.to_numpy_ndarrays()
     accuracy = tabular.evaluate(final, task.load_global_test())["accuracy"]
@@ -350,3 +357,23 @@ def run_federation(
         else:  # local DP: each client's own Gaussian releases
             run.epsilon = accountant_epsilon(dp.noise_multiplier, rounds, 1, 1, dp.delta)
     return run
+
+
+def run_federation(
+    task: ModuleType,
+    *,
+    nodes: int,
+    rounds: int,
+    training: TrainingConfig,
+    seed: int,
+    dp: DpSettings | None = None,
+) -> FederationRun:
+    """Run ``rounds`` rounds of the example's FedAvg over ``nodes`` clients, observed.
+
+    ``dp``: central DP (Flower's server-side fixed clipping, RDP accountant) or local DP
+    (Flower's ``LocalDpMod`` on every client); none when omitted. Flower's log lines below
+    ERROR are held back while it runs.
+    """
+    with _quiet_flower():
+        return _run_federation(task, nodes=nodes, rounds=rounds, training=training,
+                               seed=seed, dp=dp)

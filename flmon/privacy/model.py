@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
-Weights = list[npt.NDArray[np.floating]]  # type: ignore[type-arg]
+Weights = list[npt.NDArray[np.floating]]
 
 _EPS = 1e-7  # Keras' backend epsilon: probabilities are clipped to [eps, 1 - eps]
 
