@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 MetricType = Literal["counter", "gauge", "histogram", "info"]
-Side = Literal["server", "client", "sink", "privacy"]
+Side = Literal["server", "client", "sink"]
 
 CLIENT_LABEL = "client"
 """Label that names a client; its values are bounded by the server's cardinality cap."""
@@ -55,7 +55,7 @@ class MetricSpec:
         One-line help text written to the exposition.
     side
         Where the metric is produced: the ``server`` (ServerApp wrapper), a ``client``
-        training loop, a ``sink``, or ``privacy`` (``flmon privacy-test``).
+        training loop, or a ``sink``.
     buckets
         Histogram buckets, for histograms only.
     """
@@ -206,10 +206,10 @@ CATALOG: tuple[MetricSpec, ...] = (
        "ROC AUC of a membership-inference attack in flmon privacy-test (0.5: chance). "
        "attack: gradient_alignment or loss_difference on each client's update as the "
        "server receives it, the same name with _release on the aggregate the server "
-       "releases; dp: off or on.", ("attack", "dp"), unit="ratio", side="privacy"),
+       "releases; dp: off or on.", ("attack", "dp"), unit="ratio"),
     _m("fl_privacy_attack_advantage", "gauge",
-       "Membership advantage max(TPR - FPR) of that attack (0: none).", ("attack", "dp"),
-       unit="ratio", side="privacy"),
+       "Membership advantage max(TPR - FPR) of that attack in flmon privacy-test (0: none).",
+       ("attack", "dp"), unit="ratio"),
     # --- sinks -----------------------------------------------------------------------
     _m("fl_sink_dropped_total", "counter",
        "Records a sink gave up on: queue full, retries exhausted, refused for good, or "

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
-from flmon.metrics import FlmonMetrics
+from flmon import catalog
 from flmon.privacy.attack import ATTACKS
 from flmon.privacy.runner import THREATS, VIEWS
 
@@ -20,17 +20,23 @@ def attack_label(attack: str, view: str) -> str:
 
 
 def registry_of(result: dict[str, Any]) -> CollectorRegistry:
-    """A registry holding ``fl_privacy_attack_auc`` and ``_advantage`` for every figure."""
-    metrics = FlmonMetrics(sides=("privacy",))
-    auc = metrics.gauge("fl_privacy_attack_auc")
-    adv = metrics.gauge("fl_privacy_attack_advantage")
+    """A registry holding ``fl_privacy_attack_auc`` and ``_advantage`` for every figure,
+    and nothing else (the test's group in a Pushgateway carries only these)."""
+    registry = CollectorRegistry()
+
+    def gauge(name: str) -> Gauge:
+        spec = catalog.get(name)
+        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+
+    auc = gauge("fl_privacy_attack_auc")
+    adv = gauge("fl_privacy_attack_advantage")
     for section, dp in SECTIONS.items():
         for attack, views in result[section]["attacks"].items():
             for view, figures in views.items():
                 label = attack_label(attack, view)
                 auc.labels(attack=label, dp=dp).set(figures["auc"])
                 adv.labels(attack=label, dp=dp).set(figures["advantage"])
-    return metrics.registry
+    return registry
 
 
 def push(result: dict[str, Any], gateway: str, job: str = "flmon-privacy",

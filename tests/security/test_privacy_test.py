@@ -132,7 +132,13 @@ def test_figures_are_pushed_to_a_real_pushgateway(written: dict[str, Any]) -> No
         assert push(written, gateway.address)
         text = gateway.metrics_text()
     seen: dict[tuple[str, str, str], float] = {}
-    for family in text_string_to_metric_families(text):
+    families = list(text_string_to_metric_families(text))
+    pushed = {f.name for f in families
+              if any(s.labels.get("job") == "flmon-privacy" for s in f.samples)}
+    # the group holds the two gauges (and the Pushgateway's own push timestamps) only
+    assert pushed == {"fl_privacy_attack_auc", "fl_privacy_attack_advantage",
+                      "push_time_seconds", "push_failure_time_seconds"}
+    for family in families:
         if family.name.startswith("fl_privacy_attack_"):
             for sample in family.samples:
                 assert sample.labels["job"] == "flmon-privacy"
