@@ -192,7 +192,9 @@ def _grid_class() -> type[Any]:
         def send_and_receive(self, messages: Iterable[Message], *,
                              timeout: float | None = None) -> Iterable[Message]:
             replies = []
-            for msg in messages:
+            # In node order: Flower samples nodes in random order, and the order in which
+            # clients draw local-DP noise from numpy's generator must not depend on it.
+            for msg in sorted(messages, key=lambda m: m.metadata.dst_node_id):
                 node = msg.metadata.dst_node_id
                 try:
                     replies.append(self.apps[node](msg, self.contexts[node]))

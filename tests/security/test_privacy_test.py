@@ -86,9 +86,12 @@ def test_the_library_call_gives_the_same_figures_and_leaves_numpy_s_generator_al
     assert json.loads(json.dumps(result)) == written
 
 
-def test_local_dp_headline_is_the_client_updates() -> None:
+def test_local_dp_headline_is_the_client_updates_and_reproducible() -> None:
     result = run_privacy_test(example="healthcare", rounds=1, nodes=3, dp_mode="local",
                               resamples=50)
+    again = run_privacy_test(example="healthcare", rounds=1, nodes=3, dp_mode="local",
+                             resamples=50)
+    assert again == result
     assert result["dp"]["mode"] == "local"
     assert result["dp"]["view"] == "client_update"
     accountant = dp_accounting.rdp.RdpAccountant()
