@@ -15,6 +15,15 @@ from typing import Any
 EXAMPLES = ("healthcare", "fraud")
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except ``None`` ones (their help says what the default is)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "privacy-test",
@@ -33,7 +42,7 @@ def register(subparsers: Any) -> None:
             "protects the release, not the updates from the server; local DP (Flower's "
             "LocalDpMod) protects both. Exit code 0 when the test ran."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--example", default="healthcare",
                         help="reference app: healthcare (breast-cancer data) or fraud "
@@ -55,11 +64,12 @@ def register(subparsers: Any) -> None:
                         help="seed of the model, shuffling, DP noise and bootstrap "
                              "(default: the example's seed)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
-                        help="also write every figure as JSON to PATH")
+                        help="also write every figure as JSON to PATH (written whole, or "
+                             "not at all)")
     parser.add_argument("--pushgateway", default=None, metavar="URL",
                         help="push fl_privacy_attack_auc and fl_privacy_attack_advantage "
                              "to this Pushgateway (job flmon-privacy, federation label of "
-                             "the example)")
+                             "the example; default: no push)")
     parser.set_defaults(func=run)
 
 

@@ -10,8 +10,8 @@ candidate record.
     records' negative gradients, so a member's own gradient points more along the update
     than a non-member's from the same distribution does. This is the white-box update
     attack of Nasr, Shokri and Houmansadr (2019, the gradient features of their
-    federated attacks), in the single-update, unsupervised form used by Li et al.
-    (2022) and Maini et al. (2021, "Dataset Inference").
+    federated attacks), in the single-update, unsupervised form of Li, Li and Ribeiro
+    (ICLR 2023), who score records by the cosine of their gradient with the update.
 
 ``loss_difference``
     Loss at ``before`` minus loss at ``after``: training lowers members' losses more
