@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_privacy_test(options)
     except FileNotFoundError as exc:
         raise UsageError(f"{exc} (run from the flmon repository)") from None
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"needs {exc.name}: install flmon[flower] and scikit-learn") from None
     print(table(result))
     print(f"\n{time.monotonic() - started:.1f} s")
     if args.json is not None:

@@ -157,3 +157,34 @@ def test_figures_are_pushed_to_a_real_pushgateway(written: dict[str, Any]) -> No
     assert seen[("fl_privacy_attack_auc", "loss_difference", "on")] == \
         pytest.approx(dp["attacks"]["loss_difference"]["client_update"]["auc"])
     assert len(seen) == 2 * 2 * 2 * 2  # 2 metrics x 2 attacks x 2 views x dp off/on
+
+
+def test_the_table_shows_every_figure_and_says_what_central_dp_protects(
+        written: dict[str, Any]) -> None:
+    from flmon.privacy.report import table
+
+    text = table(written)
+    for attack_name in ("gradient_alignment", "loss_difference"):
+        for view in ("client_update", "release"):
+            a = written["no_dp"]["attacks"][attack_name][view]
+            b = written["dp"]["attacks"][attack_name][view]
+            row = next(line for line in text.splitlines()
+                       if line.split()[:2] == [attack_name, view])
+            assert f"{a['auc']:.3f} [{a['auc_ci'][0]:.3f}, {a['auc_ci'][1]:.3f}]" in row
+            assert f"{b['auc']:.3f} [{b['auc_ci'][0]:.3f}, {b['auc_ci'][1]:.3f}]" in row
+    assert f"epsilon {written['dp']['epsilon']:.2f}" in text
+    assert "not the client updates from the server" in text
+
+
+def test_a_pushgateway_that_is_down_fails_the_command_after_the_figures(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flmon.harness.ports import free_port
+
+    out = tmp_path / "out.json"
+    code = main(["privacy-test", "--rounds", "1", "--json", str(out),
+                 "--pushgateway", f"127.0.0.1:{free_port()}"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "push to" in captured.err and "failed" in captured.err
+    assert "gradient_alignment" in captured.out
+    assert json.loads(out.read_text())["rounds"] == 1
