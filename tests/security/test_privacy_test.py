@@ -129,7 +129,6 @@ def test_options_name_the_bad_field() -> None:
         PrivacyTestOptions(example="retail")
 
 
-@pytest.mark.e2e
 def test_figures_are_pushed_to_a_real_pushgateway(written: dict[str, Any]) -> None:
     with Pushgateway() as gateway:
         assert push(written, gateway.address)
