@@ -201,6 +201,15 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_dp_clipping_norm", "gauge", "Current clipping norm of the DP strategy."),
     _m("fl_client_dp_epsilon", "gauge", "Local-DP epsilon a client reported spending.", _C),
     _m("fl_security_events_total", "counter", "Security events logged by flmon.", ("kind",)),
+    # --- privacy testing (flmon privacy-test) ------------------------------------------
+    _m("fl_privacy_attack_auc", "gauge",
+       "ROC AUC of a membership-inference attack in flmon privacy-test (0.5: chance). "
+       "attack: gradient_alignment or loss_difference on each client's update as the "
+       "server receives it, the same name with _release on the aggregate the server "
+       "releases; dp: off or on.", ("attack", "dp"), unit="ratio"),
+    _m("fl_privacy_attack_advantage", "gauge",
+       "Membership advantage max(TPR - FPR) of that attack in flmon privacy-test (0: none).",
+       ("attack", "dp"), unit="ratio"),
     # --- sinks -----------------------------------------------------------------------
     _m("fl_sink_dropped_total", "counter",
        "Records a sink gave up on: queue full, retries exhausted, refused for good, or "

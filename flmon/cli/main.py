@@ -1,7 +1,8 @@
 """Entry point of the ``flmon`` command: one module per subcommand.
 
-Each module in ``COMMANDS`` defines ``register(subparsers)``, which adds its parser and
-sets ``func`` to a callable taking the parsed namespace and returning an exit code.
+Each module in ``COMMANDS`` (``-`` in a command name is ``_`` in its module name) defines
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the
+parsed namespace and returning an exit code.
 Modules are imported only to build the parser; heavy imports happen inside ``func``.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 from flmon import __version__
 
-COMMANDS: tuple[str, ...] = ("metrics", "render", "demo")
+COMMANDS: tuple[str, ...] = ("metrics", "render", "demo", "privacy-test")
 
 
 class UsageError(Exception):
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
-        importlib.import_module(f"flmon.cli.{name}").register(subparsers)
+        importlib.import_module(f"flmon.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 
