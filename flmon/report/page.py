@@ -89,8 +89,9 @@ def _identity(report: Report) -> str:
 def _stat(stat: Stat) -> str:
     values = " / ".join(fmt_value(v, stat.unit) for _, v in stat.values)
     legends = " / ".join(legend for legend, _ in stat.values)
+    which = f" ({esc(legends)})" if len(stat.values) > 1 else ""
     return (f'<div class="stat" title="{esc(stat.description)}"><div class="v">{esc(values)}'
-            f'</div><div class="l">{esc(stat.title)} ({esc(legends)})</div></div>')
+            f'</div><div class="l"><span>{esc(stat.title)}</span>{which}</div></div>')
 
 
 def _markers(report: Report) -> list[tuple[str, float]]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from flmon.cli.main import main
 from flmon.demo.stack import DemoStack
 from tests.report.federation import RecordedRun, record_run
 
@@ -28,3 +30,16 @@ def recorded() -> Iterator[StackWithRun]:
         yield StackWithRun(stack, record_run(stack))
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="package")
+def report_file(recorded: StackWithRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``flmon report`` of the recorded run, as the command line writes it."""
+    stack = recorded.stack
+    assert stack.prometheus is not None and stack.alertmanager is not None
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    code = main(["report", "--prometheus", stack.prometheus.url,
+                 "--alertmanager", stack.alertmanager.url,
+                 "--config", str(stack.workdir / "flmon.yaml"), "--out", str(out)])
+    assert code == 0
+    return out
