@@ -26,6 +26,7 @@ from flmon.report.model import (
     Chart,
     Line,
     Report,
+    RoundRow,
     RunIdentity,
     Section,
     Stat,
@@ -228,6 +229,7 @@ class _Collector:
 
         sections: list[Section] = []
         used_exprs: list[str] = []
+        current_round: list[tuple[float, float]] = []
         for name in grafana.DASHBOARDS:
             stats: list[Stat] = []
             charts: list[Chart] = []
@@ -236,7 +238,10 @@ class _Collector:
                 if panel.kind == "stat":
                     values: list[tuple[str, float | None]] = []
                     for q in panel.queries:
-                        got = [s.points[-1] for s in series(q.expr) if s.points]
+                        result = series(q.expr)
+                        if re.match(r"max\(fl_current_round\b", q.expr):
+                            current_round = [p for s in result for p in s.points]
+                        got = [s.points[-1] for s in result if s.points]
                         values.append((q.legend, max(got)[1] if got else None))
                     stats.append(Stat(panel.title, panel.unit, panel.description,
                                       tuple(values)))
@@ -266,7 +271,9 @@ class _Collector:
         report = Report(identity, (w0, w1), step, tuple(sections), tuple(alerts),
                         None if active is None else tuple(active), (), self.prom.url,
                         time.time(), tuple(self.notes))
-        return dataclasses.replace(report, findings=findings(report))
+        rows = round_rows(sorted(current_round), sections, end if end is not None else w1,
+                          float(step))
+        return dataclasses.replace(report, findings=findings(report), rounds=rows)
 
     def _result(self, run_sel: str, end: float | None, last: float, lb: str) -> str:
         failures = self.prom.query(
@@ -336,6 +343,47 @@ class _Collector:
                 str((a.get("annotations") or {}).get("summary", "")),
             ))
         return sorted(out, key=lambda x: (x.starts_at, x.alertname))
+
+
+def _value_in(lines: tuple[Line, ...], prefix: str, t0: float, t1: float) -> float | None:
+    """The latest value within ``t0..t1`` of the lines whose legend starts with ``prefix``."""
+    best: tuple[float, float] | None = None
+    for line in lines:
+        if line.legend.startswith(prefix):
+            for t, v in line.points:
+                if t0 <= t <= t1 and (best is None or t > best[0]):
+                    best = (t, v)
+    return None if best is None else best[1]
+
+
+def round_rows(current: list[tuple[float, float]], sections: list[Section],
+               run_end: float, lag: float = 0.0) -> tuple[RoundRow, ...]:
+    """Rounds from the ``Current round`` series; accuracy from the Accuracy chart.
+
+    A round's figures are the latest within the round, allowing ``lag`` (a scrape) past
+    its end for what was recorded last, but less than a quarter of the next round, so the
+    next round's first aggregate is not taken for this one's.
+    """
+    starts: dict[int, float] = {}
+    for t, v in current:
+        n = int(v)
+        if n >= 1 and n not in starts:
+            starts[n] = t
+    accuracy = next((c for s in sections for c in s.charts
+                     if any(name == "FLLowTrainingAccuracy" for name, _ in c.references)),
+                    None)
+    lines = accuracy.lines if accuracy is not None else ()
+    numbers = sorted(starts)
+    rows: list[RoundRow] = []
+    for k, n in enumerate(numbers):
+        end = starts[numbers[k + 1]] if k + 1 < len(numbers) else run_end
+        following = (starts[numbers[k + 2]] if k + 2 < len(numbers) else run_end) - end \
+            if k + 1 < len(numbers) else lag * 3
+        at, t0 = end + min(lag, max(following, 0.0) / 4), starts[n]
+        rows.append(RoundRow(n, t0, end, _value_in(lines, "training", t0, at),
+                             _value_in(lines, "evaluation", t0, at),
+                             _value_in(lines, "centralized", t0, at)))
+    return tuple(rows)
 
 
 def findings(report: Report) -> tuple[str, ...]:

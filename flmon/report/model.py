@@ -118,6 +118,18 @@ class RunIdentity:
 
 
 @dataclass(frozen=True)
+class RoundRow:
+    """One round: when it started and ended, and the aggregates recorded for it."""
+
+    number: int
+    start: float
+    end: float | None
+    training_accuracy: float | None
+    evaluation_accuracy: float | None
+    centralized_accuracy: float | None
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything the page shows."""
 
@@ -132,3 +144,5 @@ class Report:
     prometheus_url: str
     generated_at: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    rounds: tuple[RoundRow, ...] = ()
+    """Rounds as the "Current round" panel's series shows them, with accuracy at their end."""

@@ -27,7 +27,8 @@ padding:12px 14px;background:var(--card);border:1px solid var(--line);border-rad
 dl.id div{min-width:0}dt{color:var(--muted);font-size:12px}
 dd{margin:0;font-weight:600;overflow-wrap:anywhere}
 ul.findings{margin:12px 0 0;padding-left:20px}
-.stats{display:flex;flex-wrap:wrap;gap:10px;margin-bottom:12px}
+.stats{display:flex;flex-wrap:wrap;gap:10px;margin-bottom:12px;align-items:flex-start}
+.panel.rounds{flex:1 1 520px}.panel.rounds th{white-space:nowrap}
 .stat{min-width:170px;padding:8px 12px;border:1px solid var(--line);border-radius:6px;
 background:var(--card)}.stat .v{font-size:20px;font-weight:600}
 .stat .l{color:var(--muted);font-size:12px}
@@ -42,7 +43,7 @@ svg path{fill:none;stroke-width:1.6;stroke-linejoin:round}svg path.open{stroke:n
 svg .ref{stroke-dasharray:5 4;stroke-width:1.2}svg .marker{stroke:#8c959f;stroke-dasharray:2 3}
 svg .ylab{text-anchor:end;fill:var(--muted)}svg .xlab{text-anchor:middle;fill:var(--muted)}
 svg .lane{text-anchor:end;fill:var(--fg);font-size:11px}
-svg .axis{stroke:var(--line)}
+svg .axis{stroke:var(--line)}svg .rlab{fill:#8c959f;font-size:9px}
 table{border-collapse:collapse;width:100%;font-size:12px}
 td,th{text-align:left;padding:2px 8px 2px 0;vertical-align:top;overflow-wrap:anywhere}
 th{color:var(--muted);font-weight:normal}
@@ -60,6 +61,11 @@ def _when(t: float | None) -> str:
     if t is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def _clock(t: float) -> str:
+    """Time of day (UTC): the tables sit under a header that gives the date."""
+    return time.strftime("%H:%M:%S", time.gmtime(t))
 
 
 def _duration(seconds: float) -> str:
@@ -94,8 +100,25 @@ def _stat(stat: Stat) -> str:
             f'</div><div class="l"><span>{esc(stat.title)}</span>{which}</div></div>')
 
 
+def _rounds(report: Report) -> str:
+    if not report.rounds:
+        return ""
+    rows = "".join(
+        f"<tr><td>{r.number}</td><td>{esc(_clock(r.start))}</td>"
+        f"<td>{esc(_duration(r.end - r.start) if r.end is not None else '-')}</td>"
+        f"<td>{esc(fmt_value(r.training_accuracy, 'percentunit'))}</td>"
+        f"<td>{esc(fmt_value(r.evaluation_accuracy, 'percentunit'))}</td>"
+        f"<td>{esc(fmt_value(r.centralized_accuracy, 'percentunit'))}</td></tr>"
+        for r in report.rounds)
+    return ('<div class="panel rounds"><h3>Rounds</h3><p class="d">From the Current round '
+            "panel's series; accuracy as the Accuracy panel showed it at the round's end."
+            "</p><table><tr><th>round</th><th>started (UTC)</th><th>took</th><th>training acc"
+            "</th><th>evaluation acc</th><th>centralized acc</th></tr>"
+            f"{rows}</table></div>")
+
+
 def _markers(report: Report) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
+    out: list[tuple[str, float]] = [(f"round {r.number}", r.start) for r in report.rounds]
     if report.identity.start is not None:
         out.append(("run start", report.identity.start))
     if report.identity.end is not None:
@@ -121,8 +144,10 @@ def _chart(chart: Chart, report: Report) -> str:
     return f'<div class="panel">{head}{svg}{legend}</div>'
 
 
-def _section(section: Section, report: Report) -> str:
+def _section(section: Section, report: Report, first: bool) -> str:
     stats = "".join(_stat(s) for s in section.stats)
+    if first:
+        stats += _rounds(report)
     charts = "".join(_chart(c, report) for c in section.charts)
     return (f"<section><h2>{esc(section.title)}</h2>"
             + (f'<div class="stats">{stats}</div>' if stats else "")
@@ -144,12 +169,13 @@ def _alerts(report: Report) -> str:
         out.append(timeline_svg(report.alerts, report.window, _markers(report)))
         rows = "".join(
             f"<tr><td>{esc(a.alertname)}</td><td>{_sev(a.severity)}</td>"
-            f"<td>{esc(a.subject or '-')}</td><td>{esc(_when(a.start))}</td>"
-            f"<td>{esc(_when(a.end) if a.resolved else 'still firing')}</td>"
+            f"<td>{esc(a.subject or '-')}</td><td>{esc(_clock(a.start))}</td>"
+            f"<td>{esc(_clock(a.end) if a.resolved else 'still firing')}</td>"
             f"<td>{esc(_duration(a.end - a.start))}</td><td>{esc(a.summary)}</td></tr>"
             for a in report.alerts)
-        out.append("<table><tr><th>alert</th><th>severity</th><th>labels</th><th>fired</th>"
-                   f"<th>resolved</th><th>for</th><th>summary</th></tr>{rows}</table>")
+        out.append("<table><tr><th>alert</th><th>severity</th><th>labels</th>"
+                   "<th>fired (UTC)</th><th>resolved</th><th>for</th><th>summary</th></tr>"
+                   f"{rows}</table>")
     if report.active_alerts is not None:
         out.append("<h3 style='margin-top:16px'>AlertManager at report time</h3>")
         if not report.active_alerts:
@@ -180,7 +206,7 @@ def render_html(report: Report) -> str:
         "the flmon Grafana dashboards' panels, drawn from the same queries.</p>",
         _identity(report),
         f'<ul class="findings">{findings}{notes}</ul></header>',
-        *(_section(s, report) for s in report.sections),
+        *(_section(s, report, k == 0) for k, s in enumerate(report.sections)),
         _alerts(report),
         f"<footer>Generated {esc(_when(report.generated_at))} by flmon {esc(__version__)} "
         f"from Prometheus at {esc(report.prometheus_url)}.</footer>",

@@ -132,6 +132,24 @@ def _segments(points: Sequence[tuple[float, float]], gap: float) -> list[list[tu
     return segments
 
 
+def _marker_lines(markers: Sequence[tuple[str, float]], axis: Axis, top: float,
+                  bottom: float) -> list[str]:
+    """Dotted vertical lines (run start and end, round starts); rounds get an ``rN`` tag
+    when there are few enough to read."""
+    out: list[str] = []
+    rounds = sum(1 for label, _ in markers if label.startswith("round "))
+    for label, t in markers:
+        if not axis.t0 <= t <= axis.t1:
+            continue
+        x = axis.x(t)
+        out.append(f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" '
+                   f'y2="{bottom}"><title>{esc(label)}</title></line>')
+        if label.startswith("round ") and rounds <= 20:
+            out.append(f'<text class="rlab" x="{x + 2:.1f}" y="{top + 8}">'
+                       f'r{esc(label.removeprefix("round "))}</text>')
+    return out
+
+
 WIDTH, HEIGHT = 560, 200
 _ML, _MR, _MT, _MB = 58, 14, 10, 24
 
@@ -171,10 +189,7 @@ def chart_svg(chart: Chart, window: tuple[float, float], step: float,
                    f'y1="{y1}" y2="{y0}"/>')
         out.append(f'<text class="xlab" x="{axis.x(tt):.1f}" y="{HEIGHT - 8}">'
                    f'{esc(time_label(tt, span))}</text>')
-    for label, t in markers:
-        if window[0] <= t <= window[1]:
-            out.append(f'<line class="marker" x1="{axis.x(t):.1f}" x2="{axis.x(t):.1f}" '
-                       f'y1="{y1}" y2="{y0}"><title>{esc(label)}</title></line>')
+    out += _marker_lines(markers, axis, y1, y0)
     for name, v in chart.references:
         out.append(f'<line class="ref" x1="{_ML}" x2="{WIDTH - _MR}" y1="{y(v):.1f}" '
                    f'y2="{y(v):.1f}" stroke="{REFERENCE_COLOR}"><title>{esc(name)} '
@@ -219,10 +234,7 @@ def timeline_svg(spans: Sequence[AlertSpan], window: tuple[float, float],
                    f'y2="{bottom}"/>')
         out.append(f'<text class="xlab" x="{axis.x(tt):.1f}" y="{height - 8}">'
                    f'{esc(time_label(tt, span))}</text>')
-    for label, t in markers:
-        if window[0] <= t <= window[1]:
-            out.append(f'<line class="marker" x1="{axis.x(t):.1f}" x2="{axis.x(t):.1f}" '
-                       f'y1="4" y2="{bottom}"><title>{esc(label)}</title></line>')
+    out += _marker_lines(markers, axis, 4, bottom)
     for i, ((name, subject), items) in enumerate(lanes.items()):
         top = 6 + i * _LANE_H
         label = f"{name} ({subject})" if subject else name

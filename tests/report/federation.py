@@ -32,7 +32,7 @@ POISONED = 3
 POISONED_ROUND = 2
 NODES = (1, 2, POISONED)
 HOSTILE = "<script>alert(1)</script>"
-ROUND_SECONDS = 2.0
+ROUND_SECONDS = 3.0
 
 
 @dataclass
@@ -85,22 +85,25 @@ def record_run(stack: DemoStack) -> RecordedRun:
                                           cosine=-1.0 if poisoned else 0.9,
                                           norm_score=score, cosine_score=score / 2)
             poisoned_score = max(poisoned_score, max(s.score for s in stats.values()))
+            _push(stack, metrics)
+            time.sleep(ROUND_SECONDS / 3)  # the clients train
             recorder.update_stats(stats, 1.2)
-            recorder.phase_aggregated("train", len(NODES), 0, ROUND_SECONDS / 2)
+            recorder.phase_aggregated("train", len(NODES), 0, ROUND_SECONDS / 3)
             recorder.aggregated("train", {"accuracy": 0.71 + 0.04 * rnd,
                                           "loss": 0.9 - 0.1 * rnd})
             _push(stack, metrics)
-            time.sleep(ROUND_SECONDS / 2)
+            time.sleep(ROUND_SECONDS / 3)  # the clients evaluate
             recorder.phase_configured("evaluate", len(NODES), 40_000)
             for node in NODES:
                 recorder.reply("evaluate", node, None, 0)
                 recorder.client_metrics("evaluate", node, {"accuracy": 0.72 + 0.04 * rnd},
                                         None)
-            recorder.phase_aggregated("evaluate", len(NODES), 0, ROUND_SECONDS / 4)
+            recorder.phase_aggregated("evaluate", len(NODES), 0, ROUND_SECONDS / 3)
             recorder.aggregated("evaluate", {"accuracy": 0.72 + 0.04 * rnd,
                                              "loss": 0.8 - 0.1 * rnd})
             recorder.centralized({"accuracy": 0.73 + 0.04 * rnd, "loss": 0.7 - 0.1 * rnd})
-            time.sleep(ROUND_SECONDS / 2)
+            _push(stack, metrics)
+            time.sleep(ROUND_SECONDS / 3)
             recorder.round_completed(time.monotonic() - t0)
             _push(stack, metrics)
         recorder.run_ended(None)

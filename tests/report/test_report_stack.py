@@ -62,6 +62,19 @@ def test_header_names_the_run_as_the_series_recorded_it(report_file: Path) -> No
     assert re.search(r"End\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)
 
 
+def test_rounds_table_has_each_round_with_the_accuracy_recorded_for_it(
+        report_file: Path) -> None:
+    page = report_file.read_text()
+    table = page[page.index("<h3>Rounds</h3>"):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td><td>([^<]*)</td></tr>", table)
+    # The recorder aggregated 0.71 + 0.04 r (training), 0.72 + 0.04 r (evaluation) and
+    # 0.73 + 0.04 r (centralized) in round r.
+    assert rows == [(str(n), f"{71 + 4 * n:.1f}%", f"{72 + 4 * n:.1f}%", f"{73 + 4 * n:.1f}%")
+                    for n in range(1, ROUNDS + 1)]
+
+
 def test_every_dashboard_panel_is_in_the_report(report_file: Path,
                                                 recorded: StackWithRun) -> None:
     page = report_file.read_text()
