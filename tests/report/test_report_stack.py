@@ -145,9 +145,9 @@ def test_an_unknown_federation_is_no_data(
         recorded: StackWithRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert recorded.stack.prometheus is not None
     code = main(["report", "--prometheus", recorded.stack.prometheus.url,
-                 "--federation", "banks", "--out", str(tmp_path / "r.html")])
+                 "--federation", "clinics", "--out", str(tmp_path / "r.html")])
     assert code == 1
-    assert "no data: no run of federation 'banks'" in capsys.readouterr().err
+    assert "no data: no run of federation 'clinics'" in capsys.readouterr().err
 
 
 def test_the_demo_writes_report_html_into_its_work_directory(
