@@ -74,6 +74,16 @@ class ReportRequest:
     config: FlmonConfig | None = None
 
 
+@dataclass(frozen=True)
+class _Window:
+    start: float
+    end: float
+    step: int
+    rate_interval: float
+    run_sel: str | None
+    """The selector narrowed to the run, when the series carry ``run_id``."""
+
+
 def default_config(federation: str) -> FlmonConfig:
     """flmon's defaults for ``federation`` (jobs, thresholds), as ``flmon render`` uses."""
     try:
@@ -203,6 +213,33 @@ class _Collector:
         if end is not None and (end <= 0 or (start is not None and end < start)):
             end = None
         scrape = self.prom.scrape_interval() or duration_seconds(self.cfg.scrape.interval)
+        win = self._window(first, last, start, end, scrape, run_sel if labelled else None)
+        if not labelled and len(runs) > 1:
+            self.notes.append("The series carry no run_id label: charts show the federation "
+                              "over the window, whichever run wrote them.")
+        sections, current_round = self._sections(win)
+        alerts = self._alert_spans(win.start, win.end, win.step)
+        active = self._active_alerts() if self.req.alertmanager else None
+        rounds = self._value_at(f"max(last_over_time(fl_rounds_completed_total{run_sel}{lb}))",
+                                last)
+        planned = self._value_at(f"max(last_over_time(fl_rounds_planned{run_sel}{lb}))", last)
+        identity = RunIdentity(
+            federation=self.fed, run_id=run_id, strategy=info.get("strategy"),
+            flwr_version=info.get("flwr_version"), flmon_version=info.get("flmon_version"),
+            start=start, end=end, result=self._result(run_sel, end, last, lb),
+            rounds_completed=None if rounds is None else int(rounds),
+            rounds_planned=None if planned is None else int(planned),
+        )
+        report = Report(identity, (win.start, win.end), win.step, tuple(sections),
+                        tuple(alerts), None if active is None else tuple(active), (),
+                        self.prom.url, time.time(), tuple(self.notes))
+        rows = round_rows(sorted(current_round), sections,
+                          end if end is not None else win.end, win.end)
+        return dataclasses.replace(report, findings=findings(report), rounds=rows)
+
+    def _window(self, first: float, last: float, start: float | None, end: float | None,
+                scrape: float, run_sel: str | None) -> _Window:
+        """The run's span (or ``--since``), padded, with evaluation times ending at its end."""
         if self.req.since is not None:
             w0, w1 = self.until - self.req.since, self.until
         else:
@@ -210,22 +247,27 @@ class _Collector:
             t1 = end if end is not None else last
             pad = max(2 * scrape, 0.02 * (t1 - t0))
             w0 = t0 - pad
+            # a little after the end: alerts resolve after the run
             w1 = min(self.until, max(t1 + max(120.0, 0.1 * (t1 - t0)), last))
         if w1 <= w0:
             raise ReportError("the window is empty: --until is before the run started")
         step = _step(w1 - w0)
-        w0 = w1 - step * math.ceil((w1 - w0) / step)
-        rate_interval = max(step + scrape, 4 * scrape)
+        return _Window(w1 - step * math.ceil((w1 - w0) / step), w1, step,
+                       max(step + scrape, 4 * scrape), run_sel)
 
-        def fill(expr: str) -> str:
-            expr = expr.replace("$__rate_interval", f"{math.ceil(rate_interval)}s")
-            expr = expr.replace('client=~"$client"', 'client=~".*"')
-            if labelled:
-                expr = expr.replace(self.sel[:-1], run_sel[:-1])
-            return expr
+    def _fill(self, expr: str, win: _Window) -> str:
+        """A dashboard query with Grafana's variables filled in (and the run selected)."""
+        expr = expr.replace("$__rate_interval", f"{math.ceil(win.rate_interval)}s")
+        expr = expr.replace('client=~"$client"', 'client=~".*"')
+        if win.run_sel is not None:
+            expr = expr.replace(self.sel[:-1], win.run_sel[:-1])
+        return expr
+
+    def _sections(self, win: _Window) -> tuple[list[Section], list[tuple[float, float]]]:
+        """Every dashboard's panels as stats and charts; and the Current round series."""
 
         def series(expr: str) -> list[RangeSeries]:
-            return self.prom.query_range(fill(expr), w0, w1, step)
+            return self.prom.query_range(self._fill(expr, win), win.start, win.end, win.step)
 
         sections: list[Section] = []
         used_exprs: list[str] = []
@@ -252,28 +294,10 @@ class _Collector:
                                     tuple(sorted(lines, key=lambda ln: ln.legend)),
                                     panel.lines, panel.max))
             sections.append(Section(SECTION_TITLES[name], tuple(stats), tuple(charts)))
-        extra = self._extra_charts(used_exprs, w0, w1, step)
+        extra = self._extra_charts(used_exprs, win.start, win.end, win.step)
         if extra:
             sections.append(Section("Federation and privacy testing", (), tuple(extra)))
-
-        alerts = self._alert_spans(w0, w1, step)
-        active = self._active_alerts() if self.req.alertmanager else None
-        rounds = self._value_at(f"max(last_over_time(fl_rounds_completed_total{run_sel}{lb}))",
-                                last)
-        planned = self._value_at(f"max(last_over_time(fl_rounds_planned{run_sel}{lb}))", last)
-        identity = RunIdentity(
-            federation=self.fed, run_id=run_id, strategy=info.get("strategy"),
-            flwr_version=info.get("flwr_version"), flmon_version=info.get("flmon_version"),
-            start=start, end=end, result=self._result(run_sel, end, last, lb),
-            rounds_completed=None if rounds is None else int(rounds),
-            rounds_planned=None if planned is None else int(planned),
-        )
-        report = Report(identity, (w0, w1), step, tuple(sections), tuple(alerts),
-                        None if active is None else tuple(active), (), self.prom.url,
-                        time.time(), tuple(self.notes))
-        rows = round_rows(sorted(current_round), sections, end if end is not None else w1,
-                          float(step))
-        return dataclasses.replace(report, findings=findings(report), rounds=rows)
+        return sections, current_round
 
     def _result(self, run_sel: str, end: float | None, last: float, lb: str) -> str:
         failures = self.prom.query(
@@ -357,12 +381,13 @@ def _value_in(lines: tuple[Line, ...], prefix: str, t0: float, t1: float) -> flo
 
 
 def round_rows(current: list[tuple[float, float]], sections: list[Section],
-               run_end: float, lag: float = 0.0) -> tuple[RoundRow, ...]:
+               run_end: float, window_end: float) -> tuple[RoundRow, ...]:
     """Rounds from the ``Current round`` series; accuracy from the Accuracy chart.
 
-    A round's figures are the latest within the round, allowing ``lag`` (a scrape) past
-    its end for what was recorded last, but less than a quarter of the next round, so the
-    next round's first aggregate is not taken for this one's.
+    A round ends where the series first shows the next round. Its figures are the latest
+    at or before that evaluation: a round's aggregates are recorded before the next round
+    starts, and the target that shows the next round shows them too. The last round's
+    figures are the latest in the window.
     """
     starts: dict[int, float] = {}
     for t, v in current:
@@ -376,13 +401,12 @@ def round_rows(current: list[tuple[float, float]], sections: list[Section],
     numbers = sorted(starts)
     rows: list[RoundRow] = []
     for k, n in enumerate(numbers):
-        end = starts[numbers[k + 1]] if k + 1 < len(numbers) else run_end
-        following = (starts[numbers[k + 2]] if k + 2 < len(numbers) else run_end) - end \
-            if k + 1 < len(numbers) else lag * 3
-        at, t0 = end + min(lag, max(following, 0.0) / 4), starts[n]
-        rows.append(RoundRow(n, t0, end, _value_in(lines, "training", t0, at),
-                             _value_in(lines, "evaluation", t0, at),
-                             _value_in(lines, "centralized", t0, at)))
+        last = k + 1 == len(numbers)
+        end = run_end if last else starts[numbers[k + 1]]
+        t0, t1 = starts[n], window_end if last else end
+        rows.append(RoundRow(n, t0, end, _value_in(lines, "training", t0, t1),
+                             _value_in(lines, "evaluation", t0, t1),
+                             _value_in(lines, "centralized", t0, t1)))
     return tuple(rows)
 
 
