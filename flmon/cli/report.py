@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from flmon.cli.main import UsageError
     from flmon.config import ConfigError, duration_seconds, load_config
     from flmon.report import ReportError, ReportRequest, write_report
+    from flmon.report.client import check_url
+    from flmon.report.collect import RUN_ID_RE
 
     since: float | None = None
     if args.since is not None:
@@ -97,6 +99,17 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from None
     until = parse_until(args.until)
+    try:
+        check_url(args.prometheus, "--prometheus")
+        if args.alertmanager is not None:
+            check_url(args.alertmanager, "--alertmanager")
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    if args.run is not None and not RUN_ID_RE.match(args.run):
+        raise UsageError(f"--run {args.run!r}: a run id is letters, digits, '_', '.', ':' "
+                         "or '-'")
+    if not (args.out.parent if str(args.out.parent) else Path(".")).is_dir():
+        raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
     config = None
     if args.config is not None:
         try:
