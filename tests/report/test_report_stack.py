@@ -194,3 +194,33 @@ def test_help_describes_every_option() -> None:
     for option in ("--prometheus", "--alertmanager", "--federation", "--config", "--run",
                    "--since", "--until", "--out", "Exit codes", "self-contained"):
         assert option in done.stdout, option
+
+
+def test_alerts_alertmanager_holds_are_listed_with_state_and_receivers(
+        recorded: StackWithRun, tmp_path: Path) -> None:
+    import datetime
+
+    stack = recorded.stack
+    assert stack.prometheus is not None and stack.alertmanager is not None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stack.alertmanager.post_alerts([{
+        "labels": {"alertname": "FLNodeOffline", "federation": "hospitals",
+                   "severity": "warning", "team": "platform", "client": "42"},
+        "annotations": {"summary": "A SuperNode is <b>offline</b>"},
+        "startsAt": now.isoformat(),
+        "endsAt": (now + datetime.timedelta(minutes=10)).isoformat(),
+    }])
+    am = stack.alertmanager
+    am.wait_for(lambda: [a for a in am.alerts(alertname="FLNodeOffline")
+                         if a["receivers"]], 30, "FLNodeOffline routed")
+    out = tmp_path / "r.html"
+    assert main(["report", "--prometheus", stack.prometheus.url, "--alertmanager", am.url,
+                 "--config", str(stack.workdir / "flmon.yaml"), "--out", str(out)]) == 0
+    page = out.read_text()
+    held = page[page.index("AlertManager at report time"):]
+    row = re.findall(r"<tr><td>FLNodeOffline</td>.*?</tr>", held)
+    assert len(row) == 1
+    assert "<td>active</td>" in row[0]
+    assert "A SuperNode is &lt;b&gt;offline&lt;/b&gt;" in row[0]
+    receivers = {r["name"] for a in am.alerts(alertname="FLNodeOffline") for r in a["receivers"]}
+    assert receivers and all(name in row[0] for name in receivers)
