@@ -4,17 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway
+DEB_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps venv demo test lint typecheck unit bench render clean
 
 setup: system-deps venv
 
-# Debian packages: Prometheus (with promtool), AlertManager (with amtool), Pushgateway.
+# Debian packages: Prometheus (with promtool), AlertManager (with amtool), Pushgateway,
+# and Chromium (headless, for the browser test of `flmon report`).
 system-deps:
 	@if ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
-	    || ! command -v prometheus-pushgateway >/dev/null; then \
+	    || ! command -v prometheus-pushgateway >/dev/null || ! command -v chromium >/dev/null; then \
 	  echo "installing $(DEB_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \

@@ -22,8 +22,10 @@ def register(subparsers: Any) -> None:
             "rendered rules, AlertManager loaded with the rendered configuration, and a "
             "Slack-compatible receiver that prints each notification. Shows progress per "
             "round and ends with a summary: rounds, final global accuracy next to a "
-            "centralized baseline, alerts fired and resolved, Slack messages, URLs and the "
-            "rendered dashboards. Ctrl-C stops every process it started. Exit code 0 when "
+            "centralized baseline, alerts fired and resolved, Slack messages, URLs, the "
+            "rendered dashboards and report.html (flmon report of the run, written to the "
+            "work directory before Prometheus stops). Ctrl-C stops every process it "
+            "started. Exit code 0 when "
             "the scenario showed what it should (its alerts fired and, after recovery, "
             "resolved; no unexpected critical alert), 1 otherwise."
         ),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from flmon import __version__
 
-COMMANDS: tuple[str, ...] = ("metrics", "render", "demo", "privacy-test")
+COMMANDS: tuple[str, ...] = ("metrics", "render", "demo", "privacy-test", "report")
 
 
 class UsageError(Exception):

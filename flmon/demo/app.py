@@ -117,12 +117,13 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
             p.line(f"flwr run {app_dir.name} submitted")
             p.header()
             outcome = run.run()
+            report = write_run_report(stack, p)
             baseline: dict[str, float] | None = None
             if opts.baseline:
                 p.line("training the centralized baseline on the union of the nodes' data")
                 baseline = centralized_baseline(opts.example, opts.nodes, opts.rounds,
                                                 opts.examples_dir)
-            ok = _summary(out, opts, scenario, outcome, stack, baseline)
+            ok = _summary(out, opts, scenario, outcome, stack, baseline, report)
             if opts.hold:
                 p.line("holding: Prometheus and AlertManager stay up; Ctrl-C to stop")
                 try:
@@ -138,6 +139,21 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def write_run_report(stack: DemoStack, p: Printer) -> Path | None:
+    """Write ``report.html`` of the run into the work directory, while Prometheus is up."""
+    from flmon.report import ReportError, ReportRequest, write_report
+
+    assert stack.prometheus is not None and stack.alertmanager is not None
+    path = stack.workdir / "report.html"
+    try:
+        write_report(ReportRequest(stack.prometheus.url, stack.alertmanager.url,
+                                   config=stack.config), path)
+    except ReportError as exc:
+        p.line(f"report not written: {exc}")
+        return None
+    return path
+
+
 def _summary(
     out: TextIO,
     opts: DemoOptions,
@@ -145,6 +161,7 @@ def _summary(
     outcome: RunOutcome,
     stack: DemoStack,
     baseline: dict[str, float] | None,
+    report: Path | None = None,
 ) -> bool:
     assert stack.prometheus is not None and stack.alertmanager is not None
     messages = stack.slack.messages()
@@ -183,6 +200,8 @@ def _summary(
     w(f"Prometheus          {stack.prometheus.url}/alerts\n")
     w(f"AlertManager        {stack.alertmanager.url}/#/alerts\n")
     w(f"Grafana dashboards  {stack.dashboards_dir}/*.json (import into Grafana)\n")
+    if report is not None:
+        w(f"report              {report} (open in a browser)\n")
     w(f"logs and config     {stack.workdir}\n")
     ok = not missing and not unresolved and not unexpected_critical \
         and outcome.rounds_completed > 0

@@ -36,6 +36,7 @@ MARKER = ".flmon-demo"
 """File that marks a work directory as the demo's own."""
 OWN_ENTRIES = frozenset({
     "alertmanager", "prometheus", "pushgateway", "flower", "render", "secrets", "flmon.yaml",
+    "report.html",
 })
 
 FLOWER_ENV = {

@@ -39,7 +39,11 @@ class Query:
 
 @dataclass(frozen=True)
 class Panel:
-    """One panel: a stat (small) or a time series (wide)."""
+    """One panel: a stat (small) or a time series (wide).
+
+    ``lines`` are reference lines (an alert's threshold) that ``flmon report`` draws on
+    the panel's chart; the dashboards state them in the description instead.
+    """
 
     title: str
     unit: str
@@ -47,9 +51,15 @@ class Panel:
     description: str
     kind: str = "timeseries"
     max: float | None = None
+    lines: tuple[tuple[str, float], ...] = ()
 
 
-def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
+def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
+    """The panels of dashboard ``name`` (one of :data:`DASHBOARDS`), in layout order.
+
+    The one list of the dashboards' queries: the Grafana JSON and ``flmon report`` are
+    both drawn from it.
+    """
     s = r.selector(cfg)
     sc = r.selector(cfg, 'client=~"$client"')
     fed = f'{{federation="{cfg.federation.name}"}}'
@@ -72,7 +82,11 @@ def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                    Query(f"max by (job) (fl_centralized_accuracy{s})", "centralized {{job}}")),
                   "Aggregated accuracy per round (the alert lines are "
                   f"{r.percent(cfg.alerts.FLLowTrainingAccuracy.threshold or 0)} and "
-                  f"{r.percent(cfg.alerts.FLModelAccuracyDropped.threshold or 0)}).", max=1.0),
+                  f"{r.percent(cfg.alerts.FLModelAccuracyDropped.threshold or 0)}).", max=1.0,
+                  lines=(("FLLowTrainingAccuracy",
+                          cfg.alerts.FLLowTrainingAccuracy.threshold or 0),
+                         ("FLModelAccuracyDropped",
+                          cfg.alerts.FLModelAccuracyDropped.threshold or 0))),
             Panel("Loss", "none",
                   (Query(f"max by (job) (fl_training_loss{s})", "training {{job}}"),
                    Query(f"max by (job) (fl_evaluation_loss{s})", "evaluation {{job}}"),
@@ -175,7 +189,8 @@ def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
         Panel("Anomaly score per client", "none",
               (Query(f"max by (client) (fl_client_anomaly_score{sc})", "{{client}}"),),
               "Robust z-score of each client's update norm (alert above "
-              f"{cfg.alerts.FLClientUpdateAnomaly.threshold or 0:g})."),
+              f"{cfg.alerts.FLClientUpdateAnomaly.threshold or 0:g}).",
+              lines=(("FLClientUpdateAnomaly", cfg.alerts.FLClientUpdateAnomaly.threshold or 0),)),
         Panel("Update norm per client", "none",
               (Query(f"max by (client) (fl_client_update_norm{sc})", "{{client}}"),
                Query(f"max(fl_update_norm_median{s})", "median")),
@@ -243,11 +258,11 @@ def _panel_json(panel: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _layout(panels: list[Panel]) -> list[dict[str, Any]]:
+def _layout(panel_list: list[Panel]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     x = y = 0
     row_h = 0
-    for pid, panel in enumerate(panels, start=1):
+    for pid, panel in enumerate(panel_list, start=1):
         w, h = (6, 4) if panel.kind == "stat" else (12, 8)
         if x + w > 24:
             x, y, row_h = 0, y + row_h, 0
@@ -309,7 +324,7 @@ def dashboard(cfg: FlmonConfig, name: str) -> dict[str, Any]:
             for other in DASHBOARDS if other != name
         ],
         "templating": {"list": _templating(cfg, name)},
-        "panels": _layout(_panels(cfg, name)),
+        "panels": _layout(panels(cfg, name)),
     }
 
 
