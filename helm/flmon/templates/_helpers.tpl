@@ -198,3 +198,24 @@ guard also holds when schema validation is skipped).
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+A Prometheus duration of one unit (the schema's form: 15s, 500ms, 2m, 1h) in milliseconds.
+*/}}
+{{- define "flmon.durationMs" -}}
+{{- $n := regexFind "^[0-9]+" . | atoi }}
+{{- $unit := trimPrefix (regexFind "^[0-9]+" .) . }}
+{{- $scale := get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit }}
+{{- mul $n $scale }}
+{{- end }}
+
+{{/*
+The Prometheus Operator refuses a ServiceMonitor whose scrapeTimeout exceeds its interval and
+drops it without a word: refuse such values here instead.
+*/}}
+{{- define "flmon.serviceMonitor.validate" -}}
+{{- $sm := .Values.serviceMonitor }}
+{{- if gt (include "flmon.durationMs" $sm.scrapeTimeout | atoi) (include "flmon.durationMs" $sm.interval | atoi) }}
+{{- fail (printf "serviceMonitor.scrapeTimeout (%s) is longer than serviceMonitor.interval (%s): Prometheus would refuse the ServiceMonitors; make the timeout at most the interval" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- end }}
