@@ -28,6 +28,8 @@ ROOTS = {
     "EnvVar": "io.k8s.api.core.v1.EnvVar",
     "Toleration": "io.k8s.api.core.v1.Toleration",
     "Affinity": "io.k8s.api.core.v1.Affinity",
+    "LabelSelector": "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+    "NetworkPolicyPeer": "io.k8s.api.networking.v1.NetworkPolicyPeer",
 }
 """Short names used in values.schema.json -> Kubernetes definition names."""
 SCHEMA = Path(__file__).resolve().parents[1] / "flmon" / "values.schema.json"

@@ -28,7 +28,8 @@ CRD_KINDS = {
 }
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-CORE_KINDS = {"ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job"}
+CORE_KINDS = {"ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job",
+              "NetworkPolicy"}
 
 
 def test_ci_value_sets_exist_per_feature() -> None:

@@ -219,3 +219,42 @@ drops it without a word: refuse such values here instead.
 {{- fail (printf "serviceMonitor.scrapeTimeout (%s) is longer than serviceMonitor.interval (%s): Prometheus would refuse the ServiceMonitors; make the timeout at most the interval" $sm.scrapeTimeout $sm.interval) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The Secret with the Pushgateway's credentials (keys username, password, web-config.yml), or
+empty when the Pushgateway takes no credentials.
+*/}}
+{{- define "flmon.pushgateway.authSecret" -}}
+{{- $auth := .Values.pushgateway.auth }}
+{{- if $auth.enabled }}
+{{- if $auth.existingSecret }}
+{{- $auth.existingSecret }}
+{{- else if .Values.pushgateway.enabled }}
+{{- printf "%s-auth" (include "flmon.pushgateway.fullname" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the ServerApp reads the Pushgateway password (a file, never an env value).
+*/}}
+{{- define "flmon.pushgateway.passwordDir" -}}
+/etc/flmon/pushgateway
+{{- end }}
+
+{{/*
+Where the ServerApp reads the live exporter's web config.
+*/}}
+{{- define "flmon.exporter.webConfigDir" -}}
+/etc/flmon/exporter
+{{- end }}
+
+{{/*
+A NetworkPolicy peer list admitting Prometheus (networkPolicy.prometheus).
+*/}}
+{{- define "flmon.networkPolicy.prometheusPeer" -}}
+- namespaceSelector:
+    {{- toYaml .Values.networkPolicy.prometheus.namespaceSelector | nindent 4 }}
+  podSelector:
+    {{- .Values.networkPolicy.prometheus.podSelector | default (dict "matchLabels" (dict "app.kubernetes.io/name" "prometheus")) | toYaml | nindent 4 }}
+{{- end }}
