@@ -258,3 +258,19 @@ A NetworkPolicy peer list admitting Prometheus (networkPolicy.prometheus).
   podSelector:
     {{- .Values.networkPolicy.prometheus.podSelector | default (dict "matchLabels" (dict "app.kubernetes.io/name" "prometheus")) | toYaml | nindent 4 }}
 {{- end }}
+
+{{/*
+AlertManager matcher strings (`name="value"`, `name=~"re"`...) as AlertmanagerConfig matcher
+objects. Call with a list of strings.
+*/}}
+{{- define "flmon.alertmanager.matchers" -}}
+{{- $re := "^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)\"(.*)\"$" }}
+{{- $out := list }}
+{{- range . }}
+{{- if not (regexMatch $re .) }}
+{{- fail (printf "files/alertmanager/alertmanager.yml: matcher %q is not of the form name=\"value\" (re-run `flmon render`)" .) }}
+{{- end }}
+{{- $out = append $out (dict "name" (regexReplaceAll $re . "${1}") "matchType" (regexReplaceAll $re . "${2}") "value" (regexReplaceAll $re . "${3}")) }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
