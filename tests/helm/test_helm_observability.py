@@ -187,7 +187,7 @@ def test_dashboard_config_maps_are_byte_identical_to_dashboards_dir() -> None:
 def test_dashboard_label_and_folder_are_configurable() -> None:
     objects = manifests(render(KPS))
     dashboards = [c for c in by_kind(objects, "ConfigMap")
-                  if c["metadata"]["labels"].get("grafana_dashboard") == "flmon"]
+                  if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
     assert dashboards
     assert all(c["metadata"]["annotations"]["grafana_folder"] == "Federated Learning"
                for c in dashboards)
@@ -293,8 +293,9 @@ def test_alertmanager_secret_is_the_rendered_config_with_mounted_paths() -> None
 
 
 def test_alertmanager_secret_follows_existing_secret_and_namespace() -> None:
-    secret, data = _am_secret(yaml.safe_load(
-        (CHART / "ci" / "kube-prometheus-stack-values.yaml").read_text()))
+    values = yaml.safe_load((CHART / "ci" / "kube-prometheus-stack-values.yaml").read_text())
+    values["alertmanager"]["mode"] = "secret"  # that file ships an AlertmanagerConfig instead
+    secret, data = _am_secret(values)
     assert secret["metadata"]["namespace"] == "monitoring"
     config = yaml.safe_load(data["alertmanager.yaml"])
     assert {c["api_url_file"] for c in _slack_configs(config)} == {

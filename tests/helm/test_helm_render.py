@@ -25,10 +25,12 @@ from helmchart import (
 CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
 }
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-CORE_KINDS = {"ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job"}
+CORE_KINDS = {"ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job",
+              "NetworkPolicy"}
 
 
 def test_ci_value_sets_exist_per_feature() -> None:
@@ -135,8 +137,9 @@ def test_custom_resources_have_the_operator_shape(case: tuple[str, dict[str, Any
         assert set(obj["metadata"]) <= {"name", "namespace", "labels", "annotations"}
         if obj["kind"] == "PrometheusRule":
             _check_prometheus_rule(obj)
-        else:
+        elif obj["kind"] == "ServiceMonitor":
             _check_service_monitor(obj)
+        # AlertmanagerConfig: checked against the operator's model (test_helm_operator_models)
 
 
 def test_services_select_the_pods_and_ports_they_name(case: tuple[str, dict[str, Any]]) -> None:

@@ -150,3 +150,18 @@ def test_readme_documents_every_value() -> None:
     assert len(leaves) > 50
     missing = [key for key in leaves if f"| `{key}` |" not in readme]
     assert not missing, f"README.md's values table lacks {missing}"
+
+
+def test_embedded_kubernetes_definitions_are_current() -> None:
+    # values.schema.json carries copies of the Kubernetes definitions its $refs name;
+    # helm/hack/sync_kubernetes_definitions.py writes them, and the copy must match.
+    import importlib.util
+
+    path = CHART.parent / "hack" / "sync_kubernetes_definitions.py"
+    spec = importlib.util.spec_from_file_location("sync_kubernetes_definitions", path)
+    assert spec is not None and spec.loader is not None
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    assert sync.synced(SCHEMA) == SCHEMA, f"run python {path.relative_to(CHART.parents[1])}"
+    for short in ("ResourceRequirements", "SecurityContext", "PodSecurityContext", "EnvVar"):
+        assert short in SCHEMA["definitions"]

@@ -9,6 +9,7 @@ ServerApp process exits. Both addresses come from the run config.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 from flwr.app import ArrayRecord, Context, MetricRecord
@@ -86,7 +87,9 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     port = int(cfg.get("flmon-exporter-port", 0))
     if port:
-        flmon.start_exporter(port, addr=str(cfg.get("flmon-exporter-addr", "127.0.0.1")))
+        # TLS and authentication from a web config file when the deployment provides one.
+        flmon.start_exporter(port, addr=str(cfg.get("flmon-exporter-addr", "127.0.0.1")),
+                             web_config=os.environ.get("FLMON_EXPORTER_WEB_CONFIG") or None)
 
     global_test = task.load_global_test()
 

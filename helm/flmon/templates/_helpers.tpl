@@ -198,3 +198,79 @@ guard also holds when schema validation is skipped).
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+A Prometheus duration of one unit (the schema's form: 15s, 500ms, 2m, 1h) in milliseconds.
+*/}}
+{{- define "flmon.durationMs" -}}
+{{- $n := regexFind "^[0-9]+" . | atoi }}
+{{- $unit := trimPrefix (regexFind "^[0-9]+" .) . }}
+{{- $scale := get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit }}
+{{- mul $n $scale }}
+{{- end }}
+
+{{/*
+The Prometheus Operator refuses a ServiceMonitor whose scrapeTimeout exceeds its interval and
+drops it without a word: refuse such values here instead.
+*/}}
+{{- define "flmon.serviceMonitor.validate" -}}
+{{- $sm := .Values.serviceMonitor }}
+{{- if gt (include "flmon.durationMs" $sm.scrapeTimeout | atoi) (include "flmon.durationMs" $sm.interval | atoi) }}
+{{- fail (printf "serviceMonitor.scrapeTimeout (%s) is longer than serviceMonitor.interval (%s): Prometheus would refuse the ServiceMonitors; make the timeout at most the interval" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret with the Pushgateway's credentials (keys username, password, web-config.yml), or
+empty when the Pushgateway takes no credentials.
+*/}}
+{{- define "flmon.pushgateway.authSecret" -}}
+{{- $auth := .Values.pushgateway.auth }}
+{{- if $auth.enabled }}
+{{- if $auth.existingSecret }}
+{{- $auth.existingSecret }}
+{{- else if .Values.pushgateway.enabled }}
+{{- printf "%s-auth" (include "flmon.pushgateway.fullname" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the ServerApp reads the Pushgateway password (a file, never an env value).
+*/}}
+{{- define "flmon.pushgateway.passwordDir" -}}
+/etc/flmon/pushgateway
+{{- end }}
+
+{{/*
+Where the ServerApp reads the live exporter's web config.
+*/}}
+{{- define "flmon.exporter.webConfigDir" -}}
+/etc/flmon/exporter
+{{- end }}
+
+{{/*
+A NetworkPolicy peer list admitting Prometheus (networkPolicy.prometheus).
+*/}}
+{{- define "flmon.networkPolicy.prometheusPeer" -}}
+- namespaceSelector:
+    {{- toYaml .Values.networkPolicy.prometheus.namespaceSelector | nindent 4 }}
+  podSelector:
+    {{- .Values.networkPolicy.prometheus.podSelector | default (dict "matchLabels" (dict "app.kubernetes.io/name" "prometheus")) | toYaml | nindent 4 }}
+{{- end }}
+
+{{/*
+AlertManager matcher strings (`name="value"`, `name=~"re"`...) as AlertmanagerConfig matcher
+objects. Call with a list of strings.
+*/}}
+{{- define "flmon.alertmanager.matchers" -}}
+{{- $re := "^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)\"(.*)\"$" }}
+{{- $out := list }}
+{{- range . }}
+{{- if not (regexMatch $re .) }}
+{{- fail (printf "files/alertmanager/alertmanager.yml: matcher %q is not of the form name=\"value\" (re-run `flmon render`)" .) }}
+{{- end }}
+{{- $out = append $out (dict "name" (regexReplaceAll $re . "${1}") "matchType" (regexReplaceAll $re . "${2}") "value" (regexReplaceAll $re . "${3}")) }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}

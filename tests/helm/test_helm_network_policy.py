@@ -1,0 +1,76 @@
+"""NetworkPolicies: who may reach the Pushgateway and the metrics ports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helmchart import CASE_IDS, CASES, by_kind, manifests, one, render
+
+PROMETHEUS_PEER = {"namespaceSelector": {},
+                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
+def _pods(objects: list[dict[str, Any]], selector: dict[str, str]) -> list[dict[str, Any]]:
+    pods = []
+    for obj in objects:
+        if obj["kind"] in {"Deployment", "StatefulSet", "Job"}:
+            labels = obj["spec"]["template"]["metadata"]["labels"]
+            if all(labels.get(k) == v for k, v in selector.items()):
+                pods.append(obj["spec"]["template"]["spec"])
+    return pods
+
+
+def _rules_by_port(policy: dict[str, Any]) -> dict[str, list[Any]]:
+    """Port name -> the `from` peers admitted to it (None: from anywhere)."""
+    out: dict[str, list[Any]] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            out.setdefault(port["port"], []).append(rule.get("from"))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_every_policy_selects_pods_and_names_their_ports(case: tuple[str, dict[str, Any]]) -> None:
+    _, values = case
+    objects = manifests(render(values))
+    for policy in by_kind(objects, "NetworkPolicy"):
+        pods = _pods(objects, policy["spec"]["podSelector"]["matchLabels"])
+        assert pods, f"{policy['metadata']['name']} selects no pod"
+        for pod in pods:
+            names = {p["name"] for c in pod["containers"] for p in c.get("ports", [])}
+            assert set(_rules_by_port(policy)) <= names, policy["metadata"]["name"]
+
+
+def test_only_the_superlink_and_prometheus_reach_the_pushgateway() -> None:
+    objects = manifests(render())
+    policy = one(objects, "NetworkPolicy", "flmon-pushgateway")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [peers] = _rules_by_port(policy)["http"]
+    superlink_labels = one(objects, "Deployment", "flmon-superlink")["spec"]["selector"][
+        "matchLabels"]
+    assert peers == [PROMETHEUS_PEER, {"podSelector": {"matchLabels": superlink_labels}}]
+
+
+def test_the_metrics_port_admits_only_prometheus_and_the_flower_port_stays_open() -> None:
+    policy = one(manifests(render()), "NetworkPolicy", "flmon-superlink")
+    ports = _rules_by_port(policy)
+    assert ports["metrics"] == [[PROMETHEUS_PEER]]
+    assert ports["superlink"] == [None]  # SuperNodes connect from wherever they run
+
+
+def test_prometheus_selector_and_extra_peers_follow_values() -> None:
+    extra = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "fl-apps"}}}
+    objects = manifests(render({"networkPolicy": {
+        "prometheus": {"namespaceSelector": {"matchLabels": {"name": "monitoring"}},
+                       "podSelector": {"matchLabels": {"app": "prom"}}},
+        "extraPushgatewayFrom": [extra]}}))
+    [peers] = _rules_by_port(one(objects, "NetworkPolicy", "flmon-pushgateway"))["http"]
+    assert peers[0] == {"namespaceSelector": {"matchLabels": {"name": "monitoring"}},
+                        "podSelector": {"matchLabels": {"app": "prom"}}}
+    assert peers[-1] == extra
+
+
+def test_network_policies_can_be_switched_off() -> None:
+    assert not by_kind(manifests(render({"networkPolicy": {"enabled": False}})),
+                       "NetworkPolicy")
