@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from flmon import __version__
 
-COMMANDS: tuple[str, ...] = ("metrics", "render", "demo")
+COMMANDS: tuple[str, ...] = ("metrics", "render", "demo", "watch")
 
 
 class UsageError(Exception):
