@@ -7,6 +7,8 @@ files); :mod:`flmon.webconfig` adds client authentication.
 
 from __future__ import annotations
 
+import errno
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -101,6 +103,27 @@ class Exporter:
         self.close()
 
 
+def _bind(addr: str, port: int, tries: int, app: WSGIApp) -> ThreadingWSGIServer:
+    """The server on the first free port of ``port .. port + tries - 1``."""
+    if tries < 1:
+        raise ValueError("port_tries must be >= 1")
+    last = port if port == 0 else min(port + tries - 1, 65535)
+    for candidate in range(port, last + 1):
+        try:
+            server = make_server(addr, candidate, app, ThreadingWSGIServer,
+                                 handler_class=_QuietHandler)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or candidate == last:
+                raise
+            continue
+        if candidate != port:
+            logging.getLogger("flmon.exporter").warning(
+                "port %d is taken (another run's exporter?): serving /metrics on port %d",
+                port, candidate)
+        return server
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def start_exporter(
     port: int,
     addr: str = "127.0.0.1",
@@ -111,6 +134,7 @@ def start_exporter(
     authenticate: Authenticator | None = None,
     health: Callable[[], bool] | None = None,
     web_config: str | None = None,
+    port_tries: int = 1,
 ) -> Exporter:
     """Serve ``registry`` on ``http(s)://addr:port/metrics`` from a daemon thread.
 
@@ -136,6 +160,10 @@ def start_exporter(
         (TLS, client certificates, basic auth, bearer token; see :mod:`flmon.webconfig`).
         It sets ``certfile``, ``keyfile``, ``client_cafile``, ``authenticate`` and the
         minimum TLS version, and cannot be combined with them.
+    port_tries
+        Ports to try, from ``port`` up: a second ServerApp running at the same time on
+        the same host (concurrent runs) binds ``port + 1`` instead of failing. The port
+        bound is logged and in ``Exporter.port``; see docs/architecture.md.
     """
     min_tls = ssl.TLSVersion.TLSv1_2
     if web_config is not None:
@@ -150,11 +178,13 @@ def start_exporter(
         client_cafile, authenticate = kwargs["client_cafile"], kwargs["authenticate"]
         min_tls = web.tls_min_version
     if registry is None:
-        registry = registry_hub.default_registry()
+        from flmon.runlabel import run_labelled
+
+        registry = run_labelled(registry_hub.default_registry())  # adds run_id
     if (certfile is None) != (keyfile is None):
         raise ValueError("TLS needs both certfile and keyfile")
     app = make_app(registry, authenticate=authenticate, health=health)
-    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    server = _bind(addr, port, port_tries, app)
     tls = certfile is not None
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -86,7 +86,8 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     port = int(cfg.get("flmon-exporter-port", 0))
     if port:
-        flmon.start_exporter(port, addr=str(cfg.get("flmon-exporter-addr", "127.0.0.1")))
+        flmon.start_exporter(port, addr=str(cfg.get("flmon-exporter-addr", "127.0.0.1")),
+                             port_tries=10)  # concurrent runs: the next free port
 
     global_test = task.load_global_test()
 

@@ -25,7 +25,7 @@ def main(grid: Grid, context: Context) -> None:
     strategy: Strategy = base
     if cfg["flmon"]:
         flmon.configure_logging(run_id=grid.run.run_id)
-        exporter = flmon.start_exporter(port=int(cfg["exporter-port"]))
+        exporter = flmon.start_exporter(port=int(cfg["exporter-port"]), port_tries=10)
         strategy = instrument(
             base,
             pushgateway=str(cfg["pushgateway"]) or None,
