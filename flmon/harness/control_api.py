@@ -135,7 +135,7 @@ class SyntheticControlApi:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 api.calls[self.path] = api.calls.get(self.path, 0) + 1
