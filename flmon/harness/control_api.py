@@ -155,3 +155,25 @@ class SyntheticControlApi:
                 self.wfile.write(payload)
 
         return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m flmon.harness.control_api --nodes N --runs M --port P``: serve until
+    killed (benchmarks run it in a process of its own)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=10000)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    now = time.time()
+    api = SyntheticControlApi(synthetic_nodes(args.nodes, now), synthetic_runs(args.runs, now),
+                              port=args.port).start()
+    print(api.address, flush=True)
+    threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

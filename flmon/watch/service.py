@@ -35,6 +35,8 @@ class WatchOptions:
     pushgateway: str | None = None
     stale_after: float = 1800.0
     page_size: int = 1000
+    full_every: int = 60
+    """Every this many polls, read every run (picks up runs the SuperLink dropped)."""
 
 
 class Watch:
@@ -70,12 +72,16 @@ class Watch:
         # Listing the Pushgateway at every poll would cost more than the poll.
         self._sweep_every = min(30.0, max(options.interval, options.stale_after / 4))
         self._last_sweep = float("-inf")
+        self._polls_since_full = 0
 
     def poll_once(self) -> bool:
         """One poll (and Pushgateway sweep); True when the SuperLink answered."""
         start = time.perf_counter()
+        previous = self.state.snapshot
+        if self._polls_since_full >= self.options.full_every:
+            previous = None
         try:
-            snapshot = self.poller.poll()
+            snapshot = self.poller.poll(previous)
         except PollError as exc:
             self.state.record_failure(exc.reason, str(exc), time.perf_counter() - start)
             if self._logged_reason != exc.reason:
@@ -84,6 +90,7 @@ class Watch:
                 self._logged_reason = exc.reason
             return False
         self.state.record_success(snapshot, time.perf_counter() - start)
+        self._polls_since_full = 0 if previous is None else self._polls_since_full + 1
         if self._logged_reason is not None:
             log.info("SuperLink %s answers the Control API: %d nodes, %d runs",
                      self.options.superlink, len(snapshot.nodes), len(snapshot.runs))
