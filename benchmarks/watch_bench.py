@@ -30,7 +30,6 @@ from prometheus_client import generate_latest
 from benchmarks.common import ROOT, spread
 from flmon.labels import ClientLabeler
 from flmon.watch.aggregate import aggregate
-from flmon.watch.control import ControlPoller
 from flmon.watch.service import Watch, WatchOptions
 
 SIZES = ((1000, 10000), (100, 1000))

@@ -117,15 +117,17 @@ class SyntheticControlApi:
 
         now = _iso(time.time())
         if path == "/v1/control/list-nodes":
-            return ListNodesResponse(nodes_info=self.nodes, now=now).SerializeToString()
+            nodes: bytes = ListNodesResponse(nodes_info=self.nodes, now=now).SerializeToString()
+            return nodes
         if path == "/v1/control/list-runs":
             request = ListRunsRequest()
             request.ParseFromString(body)
             limit = request.limit if request.HasField("limit") else 20
             skip = request.skip if request.HasField("skip") else 0
             page = self.runs[skip:skip + limit]
-            return ListRunsResponse(run_dict={r.run_id: r for r in page},
-                                    now=now).SerializeToString()
+            runs: bytes = ListRunsResponse(run_dict={r.run_id: r for r in page},
+                                           now=now).SerializeToString()
+            return runs
         return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -188,8 +188,9 @@ class ControlPoller:
         Without ``previous`` every page of runs is read. With it, pages are read newest
         first only until every run unfinished in ``previous`` was read again and a page
         reached runs ``previous`` knew: every older run is then finished and known, and
-        is taken from ``previous`` (a finished run does not change). A SuperLink with 10,000 runs, two of them in progress, costs one small
-        page instead of ten large ones.
+        is taken from ``previous`` (a finished run does not change). A SuperLink with
+        10,000 runs, two of them in progress, then answers one page of 100 runs instead
+        of ten pages of 1,000.
         """
         try:
             return self._poll(previous)
