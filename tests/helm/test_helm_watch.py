@@ -74,7 +74,7 @@ def test_a_tls_superlinks_ca_is_mounted_from_its_secret() -> None:
 
 
 def test_a_federation_elsewhere_needs_its_superlink_address() -> None:
-    with pytest.raises(helm_python.HelmRenderError, match="watch.superlink"):
+    with pytest.raises(helm_python.HelmRenderError, match=r"watch\.superlink"):
         render({"federation": {"enabled": False}})
     _, args = _watch({"federation": {"enabled": False},
                       "watch": {"superlink": "superlink.other.svc:9093"}})
