@@ -49,4 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the module under its own name, so that subcommands raise the UsageError this
+    # function catches (``python -m`` would otherwise load this file twice).
+    from flmon.cli import main as _cli
+
+    sys.exit(_cli.main())
