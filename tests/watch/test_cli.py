@@ -76,3 +76,34 @@ def test_without_a_superlink_the_watch_serves_up_0_and_logs_why(tmp_path: Path) 
     assert len(errors) == 1
     assert "does not answer the Control API (unreachable)" in errors[0]["message"]
     assert errors[0]["service.name"] == "flmon-watch"
+
+
+def test_web_config_guards_metrics_but_not_healthz(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    token = "watch-token-" + "x" * 24
+    (tmp_path / "token").write_text(token + "\n")
+    (tmp_path / "token").chmod(0o600)
+    config = tmp_path / "web.yml"
+    config.write_text("bearer_token_file: token\n")
+    with WatchProcess(f"127.0.0.1:{free_port()}", tmp_path / "watch.log",
+                      ["--web-config", str(config)]) as watch:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(watch.url, timeout=5)
+        assert refused.value.code == 401
+        request = urllib.request.Request(watch.url,
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert b"fl_superlink_up" in response.read()
+        healthz = watch.url.replace("/metrics", "/healthz")
+        assert urllib.request.urlopen(healthz, timeout=5).status == 200
+
+
+def test_a_bad_web_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "web.yml"
+    config.write_text("basic_auth_users: [nope]\n")
+    result = _flmon("watch", "--superlink", "127.0.0.1:1", "--insecure", "--port", "0",
+                    "--web-config", str(config))
+    assert result.returncode == 2
+    assert "--web-config" in result.stderr
