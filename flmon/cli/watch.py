@@ -69,6 +69,14 @@ def register(subparsers: Any) -> None:
                         default=os.environ.get("FLMON_PUSHGATEWAY") or None,
                         help="Pushgateway whose ended runs' groups are deleted after "
                              "--stale-after (default: $FLMON_PUSHGATEWAY; none: no cleanup)")
+    parser.add_argument("--pushgateway-username",
+                        default=os.environ.get("FLMON_PUSHGATEWAY_USERNAME") or None,
+                        help="basic-auth user of a Pushgateway behind a web config (default: "
+                             "$FLMON_PUSHGATEWAY_USERNAME)")
+    parser.add_argument("--pushgateway-password-file", metavar="FILE",
+                        default=os.environ.get("FLMON_PUSHGATEWAY_PASSWORD_FILE") or None,
+                        help="file holding that user's password (default: "
+                             "$FLMON_PUSHGATEWAY_PASSWORD_FILE); never logged")
     parser.add_argument("--stale-after", default="30m",
                         help="how long an ended run's Pushgateway group is kept "
                              "(lifecycle.stale_after in flmon.yaml)")
@@ -125,6 +133,14 @@ def run(args: argparse.Namespace) -> int:
             key = Path(args.pseudonym_key_file).read_bytes().strip()
         except OSError as exc:
             raise UsageError(f"--pseudonym-key-file: {exc}") from None
+    password: str | None = None
+    if args.pushgateway_username and args.pushgateway_password_file:
+        try:
+            password = Path(args.pushgateway_password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"--pushgateway-password-file: {exc}") from None
+    elif args.pushgateway_username:
+        raise UsageError("--pushgateway-username needs --pushgateway-password-file")
     from flmon.exporter import start_exporter
     from flmon.labels import ClientLabeler
     from flmon.logs import configure_logging
@@ -134,11 +150,16 @@ def run(args: argparse.Namespace) -> int:
         labeler = ClientLabeler(args.max_client_labels, args.client_identity, key)
     except ValueError as exc:
         raise UsageError(f"--pseudonym-key-file: {exc}") from None
+    if password is not None and len(password) >= 6:
+        from flmon.logs import register_secret
+
+        register_secret(password)
     configure_logging(args.log_level, service_name="flmon-watch", superlink=superlink)
     options = WatchOptions(superlink=superlink, insecure=args.insecure,
                            root_certificates=args.root_certificates, interval=interval,
                            timeout=timeout, pushgateway=args.pushgateway,
-                           stale_after=stale_after)
+                           pushgateway_username=args.pushgateway_username,
+                           pushgateway_password=password, stale_after=stale_after)
     try:
         watch = Watch(options, labeler)
     except ValueError as exc:

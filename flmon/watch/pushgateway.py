@@ -17,6 +17,7 @@ next sweep, and never delays a poll of the SuperLink beyond that timeout.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import urllib.request
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.exposition import default_handler, delete_from_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler, delete_from_gateway
 
 from flmon.watch.control import RunView
 
@@ -98,21 +99,33 @@ class PushgatewayJanitor:
         Seconds after a run's end before its group is deleted.
     timeout
         Seconds for each HTTP call.
+    username, password
+        HTTP basic credentials of a Pushgateway behind a web config (use ``https://``).
     """
 
     def __init__(self, url: str, stale_after: float, timeout: float = 5.0,
-                 handler: Callable[..., Callable[[], None]] = default_handler) -> None:
+                 username: str | None = None, password: str | None = None) -> None:
         if stale_after < 0:
             raise ValueError("stale_after must be >= 0")
         self.url = url if "://" in url else f"http://{url}"
         self.url = self.url.rstrip("/")
         self.stale_after = stale_after
         self.timeout = timeout
-        self._handler = handler
+        self._headers = {"Accept": "application/json"}
+        self._handler: Callable[..., Callable[[], None]] = default_handler
+        if username is not None:
+            user, secret = username, password or ""
+            token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+
+            def handler(url: str, method: str, timeout: float | None,
+                        headers: list[tuple[str, str]], data: bytes) -> Callable[[], None]:
+                return basic_auth_handler(url, method, timeout, headers, data, user, secret)
+
+            self._handler = handler
 
     def groups(self) -> list[Group]:
-        request = urllib.request.Request(f"{self.url}/api/v1/metrics",
-                                         headers={"Accept": "application/json"})
+        request = urllib.request.Request(f"{self.url}/api/v1/metrics", headers=self._headers)
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             payload = json.loads(response.read(64 * 1024 * 1024))
         return parse_groups(payload if isinstance(payload, dict) else {})

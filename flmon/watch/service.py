@@ -33,6 +33,8 @@ class WatchOptions:
     interval: float = 5.0
     timeout: float = 5.0
     pushgateway: str | None = None
+    pushgateway_username: str | None = None
+    pushgateway_password: str | None = None
     stale_after: float = 1800.0
     page_size: int = 1000
     full_every: int = 60
@@ -64,7 +66,9 @@ class Watch:
                                     root_certificates=options.root_certificates,
                                     timeout=options.timeout, page_size=options.page_size)
         self.janitor = (PushgatewayJanitor(options.pushgateway, options.stale_after,
-                                           timeout=options.timeout)
+                                           timeout=options.timeout,
+                                           username=options.pushgateway_username,
+                                           password=options.pushgateway_password)
                         if options.pushgateway else None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

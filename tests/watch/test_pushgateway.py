@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, Gauge
 
 from flmon.harness.pushgateway import Pushgateway
+from flmon.push import Pusher
 from flmon.watch.control import RunView
 from flmon.watch.pushgateway import Group, PushgatewayJanitor, is_stale
 
@@ -75,3 +77,24 @@ def test_a_pushgateway_that_is_down_is_counted_not_raised() -> None:
 
     janitor = PushgatewayJanitor(f"127.0.0.1:{free_port()}", stale_after=1.0, timeout=1.0)
     assert janitor.sweep({}, NOW) == (0, 1)
+
+
+def test_sweep_with_credentials_for_a_pushgateway_behind_basic_auth(tmp_path: Path) -> None:
+    import bcrypt
+
+    web_config = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"push-secret-123", bcrypt.gensalt(rounds=4)).decode()
+    web_config.write_text(f"basic_auth_users:\n  flmon: {hashed}\n")
+    with Pushgateway(workdir=tmp_path / "pgw", web_config=web_config) as gateway:
+        janitor = PushgatewayJanitor(gateway.address, stale_after=1.0, username="flmon",
+                                     password="push-secret-123")
+        registry = CollectorRegistry()
+        Gauge("fl_run_active", "x", registry=registry).set(0)
+        Gauge("fl_run_end_timestamp_seconds", "x", registry=registry).set(1000)
+        pusher = Pusher(gateway.address, registry, grouping_key={"run_id": "9"},
+                        username="flmon", password="push-secret-123")
+        assert pusher.close(timeout=5) is True and pusher.pushes == 1
+        anonymous = PushgatewayJanitor(gateway.address, stale_after=1.0)
+        assert anonymous.sweep({}, time.time()) == (0, 1)  # refused: counted, not raised
+        assert janitor.sweep({}, time.time()) == (1, 0)
+        assert [g for g in janitor.groups() if g.labels.get("run_id") == "9"] == []
