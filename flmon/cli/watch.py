@@ -62,14 +62,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--pseudonym-key-file", metavar="FILE",
                         help="file holding the pseudonym key (>= 16 bytes); needed with "
                              "--client-identity pseudonym")
-    parser.add_argument("--max-client-labels", type=int, default=50,
+    parser.add_argument("--max-client-labels", type=int, default=50, metavar="N",
                         help="nodes with a client label of their own (in registration order); "
                              "the rest are counted in fl_supernodes only")
     parser.add_argument("--pushgateway", metavar="URL",
                         default=os.environ.get("FLMON_PUSHGATEWAY") or None,
                         help="Pushgateway whose ended runs' groups are deleted after "
-                             "--stale-after (default: $FLMON_PUSHGATEWAY; none: no cleanup)")
-    parser.add_argument("--pushgateway-username",
+                             "--stale-after (default: $FLMON_PUSHGATEWAY; unset: no cleanup)")
+    parser.add_argument("--pushgateway-username", metavar="USER",
                         default=os.environ.get("FLMON_PUSHGATEWAY_USERNAME") or None,
                         help="basic-auth user of a Pushgateway behind a web config (default: "
                              "$FLMON_PUSHGATEWAY_USERNAME)")
@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
                         default=os.environ.get("FLMON_PUSHGATEWAY_PASSWORD_FILE") or None,
                         help="file holding that user's password (default: "
                              "$FLMON_PUSHGATEWAY_PASSWORD_FILE); never logged")
-    parser.add_argument("--stale-after", default="30m",
+    parser.add_argument("--stale-after", default="30m", metavar="DURATION",
                         help="how long an ended run's Pushgateway group is kept "
                              "(lifecycle.stale_after in flmon.yaml)")
     parser.add_argument("--log-level", default="INFO",
@@ -86,7 +86,13 @@ def register(subparsers: Any) -> None:
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Keeps the description's lines; shows defaults that say something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def _duration(name: str, value: str, allow_zero: bool = False) -> float:
