@@ -103,3 +103,12 @@ def test_watch_objects_are_valid_kubernetes() -> None:
     objects = manifests(render())
     for kind in ("Deployment", "Service"):
         validate(one(objects, kind, "flmon-watch"), KUBE_VERSION, strict=True)
+
+
+def test_notes_name_the_watch_and_its_superlink() -> None:
+    from tests.helm.helmchart import notes
+
+    text = notes(render())
+    assert f"flmon watch flmon-watch:9465 polling the SuperLink flmon-superlink.{NAMESPACE}" \
+        in text
+    assert "flmon watch" not in notes(render({"watch": {"enabled": False}}))
