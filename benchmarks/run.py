@@ -6,7 +6,7 @@
     python -m benchmarks.run --out /tmp/r.json    # write elsewhere
 
 Sections: hotpath, exposition, render, sinks (when ``benchmarks/sinks_bench.py`` is
-present), wholerun, load. Every comparison is measured side by side in the same run;
+present), wholerun, load, watch. Every comparison is measured side by side in the same run;
 the method is in docs/performance.md.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, environment
 
-SECTIONS = ("hotpath", "exposition", "render", "sinks", "wholerun", "load")
+SECTIONS = ("hotpath", "exposition", "render", "sinks", "wholerun", "load", "watch")
 RESULTS = Path(ROOT) / "benchmarks" / "results.json"
 
 
@@ -42,7 +42,8 @@ def _runner(name: str) -> Callable[[bool], dict[str, Any]]:
     if name == "sinks":
         return _sinks
     module = importlib.import_module(
-        {"render": "benchmarks.render_bench"}.get(name, f"benchmarks.{name}"))
+        {"render": "benchmarks.render_bench", "watch": "benchmarks.watch_bench"}.get(
+            name, f"benchmarks.{name}"))
     run: Callable[..., dict[str, Any]] = module.run
     return lambda quick: run(quick=quick)
 
@@ -150,6 +151,20 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          _f(r["round_ratio_with_load"], ".3f", "x"),
                          f"{_f(_med(r['round_seconds_with_load']), '.2f')} s vs "
                          f"{_f(_med(r['round_seconds_without_load']), '.2f')} s"))
+    elif name == "watch":
+        for row in r["rows"]:
+            rows.append((f"watch full poll {row['nodes']} nodes, {row['runs']} runs",
+                         _f(_med(row["full_poll_wall_ms"]), ".1f", " ms"),
+                         f"CPU {_f(_med(row['full_poll_cpu_ms']), '.1f')} ms, aggregate "
+                         f"{_f(_med(row['aggregate_cpu_ms']), '.1f')} ms, "
+                         f"{row['wire_bytes_per_poll'] / 2**20:.1f} MiB on the wire"))
+            rows.append((f"watch steady poll {row['nodes']} nodes, {row['runs']} runs",
+                         _f(_med(row["poll_wall_ms"]), ".1f", " ms"),
+                         f"CPU {_f(_med(row['poll_cpu_ms']), '.1f')} ms, "
+                         f"{_f(row['steady_runs_read_per_poll'], '.0f')} runs read"))
+            rows.append((f"watch scrape {row['nodes']} nodes, {row['runs']} runs",
+                         _f(_med(row["scrape_cpu_ms"]), ".1f", " ms"),
+                         f"{row['series']} series, {row['scrape_bytes'] / 1024:.0f} KiB"))
     return rows
 
 

@@ -9,6 +9,7 @@ key files); :mod:`flmon.webconfig` adds client authentication.
 
 from __future__ import annotations
 
+import errno
 import logging
 import ssl
 import threading
@@ -117,6 +118,27 @@ class Exporter:
         self.close()
 
 
+def _bind(addr: str, port: int, tries: int,
+          serve_on: Callable[[int], HardenedHTTPServer]) -> HardenedHTTPServer:
+    """The server on the first free port of ``port .. port + tries - 1``."""
+    if tries < 1:
+        raise ValueError("port_tries must be >= 1")
+    last = port if port == 0 else min(port + tries - 1, 65535)
+    for candidate in range(port, last + 1):
+        try:
+            server = serve_on(candidate)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or candidate == last:
+                raise
+            continue
+        if candidate != port:
+            logging.getLogger("flmon.exporter").warning(
+                "port %d is taken (another run's exporter?): serving /metrics on port %d",
+                port, candidate)
+        return server
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def start_exporter(
     port: int,
     addr: str = "127.0.0.1",
@@ -128,6 +150,7 @@ def start_exporter(
     health: Callable[[], bool] | None = None,
     web_config: str | None = None,
     limits: ConnectionLimits | None = None,
+    port_tries: int = 1,
 ) -> Exporter:
     """Serve ``registry`` on ``http(s)://addr:port/metrics`` from a daemon thread.
 
@@ -156,6 +179,10 @@ def start_exporter(
     limits
         Connection bound and timeouts (:class:`ConnectionLimits`: 64 connections,
         5 s handshake, 10 s request head, 60 s keep-alive idle, 10 s write by default).
+    port_tries
+        Ports to try, from ``port`` up: a second ServerApp running at the same time on
+        the same host (concurrent runs) binds ``port + 1`` instead of failing. The port
+        bound is logged and in ``Exporter.port``; see docs/architecture.md.
     """
     min_tls = ssl.TLSVersion.TLSv1_2
     if web_config is not None:
@@ -170,7 +197,9 @@ def start_exporter(
         client_cafile, authenticate = kwargs["client_cafile"], kwargs["authenticate"]
         min_tls = web.tls_min_version
     if registry is None:
-        registry = registry_hub.default_registry()
+        from flmon.runlabel import run_labelled
+
+        registry = run_labelled(registry_hub.default_registry())  # adds run_id
     if (certfile is None) != (keyfile is None):
         raise ValueError("TLS needs both certfile and keyfile")
     app = make_app(registry, authenticate=authenticate, health=health)
@@ -183,7 +212,9 @@ def start_exporter(
             context.load_verify_locations(cafile=client_cafile)
             context.verify_mode = ssl.CERT_REQUIRED
     tls = context is not None
-    server = HardenedHTTPServer((addr, port), app, limits or ConnectionLimits(), context)
+    server = _bind(addr, port, port_tries,
+                   lambda candidate: HardenedHTTPServer((addr, candidate), app,
+                                                        limits or ConnectionLimits(), context))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="flmon-exporter", daemon=True)
     thread.start()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from flmon import __version__
 
-COMMANDS: tuple[str, ...] = ("metrics", "render", "demo", "privacy-test", "report")
+COMMANDS: tuple[str, ...] = ("metrics", "render", "demo", "watch", "privacy-test", "report")
 
 
 class UsageError(Exception):
@@ -50,4 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the module under its own name, so that subcommands raise the UsageError this
+    # function catches (``python -m`` would otherwise load this file twice).
+    from flmon.cli import main as _cli
+
+    sys.exit(_cli.main())

@@ -108,7 +108,8 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
             p.line(f"Prometheus {stack.prometheus.url}  AlertManager {stack.alertmanager.url}  "
                    f"Pushgateway {stack.pushgateway.url}  Slack receiver {stack.slack.url}")
             p.line(f"SuperLink {stack.flower.address if stack.flower else '-'}, "
-                   f"{opts.nodes} SuperNodes; logs in {workdir}")
+                   f"{opts.nodes} SuperNodes, flmon watch {stack.watch_address}; "
+                   f"logs in {workdir}")
             extra: dict[str, ConfigValue] = {"dp": True} if opts.dp else {}
             run = ScenarioRun(stack, opts.example, scenario, opts.rounds, run_config=extra,
                               examples_dir=opts.examples_dir, on_round=p.row,
@@ -154,6 +155,30 @@ def write_run_report(stack: DemoStack, p: Printer) -> Path | None:
     return path
 
 
+def federation_view(stack: DemoStack) -> list[str]:
+    """The federation as flmon watch reports it, read back from Prometheus (job flmon-watch):
+    SuperLink up, nodes by status, runs by status."""
+    from flmon.demo.config import WATCH_JOB
+    from flmon.watch.control import NODE_STATUSES, RUN_STATUSES
+
+    assert stack.prometheus is not None
+    sel = f'job="{WATCH_JOB}",federation="{stack.federation}"'
+
+    def by(metric: str, statuses: tuple[str, ...]) -> str:
+        rows = {r["metric"].get("status", ""): float(r["value"][1])
+                for r in stack.prometheus.query(f"{metric}{{{sel}}}")}  # type: ignore[union-attr]
+        return ", ".join(f"{s} {int(rows[s])}" for s in statuses if s in rows) or "-"
+
+    up = stack.prometheus.query_value(f"max(fl_superlink_up{{{sel}}})")
+    superlink = "-" if up is None else ("up" if up == 1 else "DOWN")
+    return [
+        f"SuperLink           {superlink} (flmon watch {stack.watch_address}, "
+        f"job {WATCH_JOB})",
+        f"SuperNodes          {by('fl_supernodes', NODE_STATUSES)}",
+        f"runs                {by('fl_runs', RUN_STATUSES)}",
+    ]
+
+
 def _summary(
     out: TextIO,
     opts: DemoOptions,
@@ -189,6 +214,8 @@ def _summary(
         budget = final.get("dp_epsilon_budget") or 0.0
         w(f"DP epsilon spent    {final['dp_epsilon_spent']:.2f}"
           f"{f' of {budget:.2f}' if budget else ' (no budget)'}\n")
+    for line in federation_view(stack):
+        w(line + "\n")
     w(f"alerts fired        {', '.join(fired) or 'none'}\n")
     w(f"alerts resolved     {', '.join(resolved) or 'none'}\n")
     firing_msgs = [m for m in messages if not m.resolved]

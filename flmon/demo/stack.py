@@ -4,7 +4,8 @@
 rendered configuration (``flmon render`` of the demo's ``flmon.yaml``), AlertManager with
 the rendered ``alertmanager.yml`` (its ``api_url_file`` holds the receiver's URL),
 Prometheus with the rendered ``prometheus.yml`` and rules, and a Flower federation
-(SuperLink and SuperNodes). It stops them in reverse order, also on Ctrl-C.
+(SuperLink and SuperNodes) with ``flmon watch`` polling its SuperLink. It stops them in
+reverse order, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from types import TracebackType
 from typing import Any
 
 from flmon.config import FlmonConfig, parse_config
-from flmon.demo.config import demo_config, write_config
+from flmon.demo.config import add_watch_job, demo_config, with_watch, write_config
 from flmon.harness.alertmanager import AlertManager
 from flmon.harness.flower import FlowerFederation
 from flmon.harness.ports import LOOPBACK, free_port
 from flmon.harness.prometheus import Prometheus
 from flmon.harness.pushgateway import Pushgateway
 from flmon.harness.slack_receiver import SlackMessage, SlackReceiver
+from flmon.harness.watch import WatchProcess
 from flmon.render import render
 
 ConfigValue = bool | int | float | str
@@ -37,6 +39,7 @@ MARKER = ".flmon-demo"
 OWN_ENTRIES = frozenset({
     "alertmanager", "prometheus", "pushgateway", "flower", "render", "secrets", "flmon.yaml",
     "report.html",
+    "watch.log",
 })
 
 FLOWER_ENV = {
@@ -96,6 +99,8 @@ class DemoStack:
         self.workdir = Path(tempfile.mkdtemp(prefix="flmon-demo-")) if workdir is None \
             else Path(workdir).resolve()
         self.exporter_port = free_port()
+        self.watch_port = free_port()
+        self.watch: WatchProcess | None = None
         self.slack = SlackReceiver(on_message=on_slack)
         self.pushgateway = Pushgateway(workdir=self.workdir / "pushgateway")
         self.alertmanager: AlertManager | None = None
@@ -116,6 +121,10 @@ class DemoStack:
     @property
     def exporter_address(self) -> str:
         return f"{LOOPBACK}:{self.exporter_port}"
+
+    @property
+    def watch_address(self) -> str:
+        return f"{LOOPBACK}:{self.watch_port}"
 
     def start(self, with_flower: bool = True) -> DemoStack:
         """Start everything (Flower last); on failure stop what was started and raise."""
@@ -172,18 +181,21 @@ class DemoStack:
         marker.write_text("made by flmon demo; emptied by the next demo run here\n")
 
     def _render(self, webhook_file: Path, alertmanager_target: str) -> None:
-        raw = demo_config(
+        raw = with_watch(demo_config(
             self.federation,
             live_target=self.exporter_address,
             pushgateway_target=self.pushgateway.address,
             alertmanager_target=alertmanager_target,
             webhook_url_file=webhook_file,
             alert_overrides=self.alert_overrides,
-        )
+        ), self.watch_address)
         config_path = write_config(raw, self.workdir / "flmon.yaml")
         self.config = parse_config(raw, str(config_path))
         shutil.rmtree(self.render_dir, ignore_errors=True)
         self.rendered = render_into(self.config, self.render_dir)
+        # Until flmon.yaml's scrape.watch renders the job, the demo adds it.
+        add_watch_job(self.render_dir / "prometheus" / "prometheus.yml", self.federation,
+                      self.watch_address)
 
     def start_flower(self) -> FlowerFederation:
         """Start the SuperLink and SuperNodes."""
@@ -193,6 +205,11 @@ class DemoStack:
         self.flower = self._stack.enter_context(FlowerFederation(
             self.num_nodes, workdir=self.workdir / "flower", env=FLOWER_ENV, **kwargs
         ))
+        # flmon watch next to the SuperLink, as the Helm chart deploys it.
+        self.watch = self._stack.enter_context(WatchProcess(
+            self.flower.address, self.workdir / "watch.log",
+            ["--interval", "1s", "--pushgateway", self.pushgateway.address],
+            port=self.watch_port))
         return self.flower
 
     def stop(self) -> None:

@@ -32,6 +32,7 @@ from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabele
 from flmon.logs import log_context, register_secret, set_global_context
 from flmon.metrics import FlmonMetrics
 from flmon.push import Pusher
+from flmon.runlabel import RUN_ID_LABEL, current_run, set_current_run
 from flmon.security.dp import read_dp
 from flmon.security.updates import (
     DEFAULT_THRESHOLD,
@@ -388,6 +389,9 @@ class InstrumentedStrategy(Strategy):
         except Exception:
             log.debug("grid has no run id", exc_info=True)
         set_global_context(run_id=run_id)
+        set_current_run(run_id)  # the live exporter's run_id label
+        if self.pusher is not None:  # one Pushgateway group per run
+            self.pusher.grouping_key[RUN_ID_LABEL] = current_run()
         self._safely("run start", lambda: self.recorder.run_started(
             run_id, type(self.strategy).__name__, _flwr_version(), num_rounds))
         self._safely("dp", self._record_dp)

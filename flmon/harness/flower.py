@@ -165,6 +165,22 @@ class FlowerFederation:
         self.supernodes[index].stop()
         self.supernodes[index] = self._start_supernode(index)
 
+    def kill_superlink(self) -> None:
+        """Kill the SuperLink at once (SIGKILL); its in-memory state is lost."""
+        if self.superlink is not None:
+            self.superlink.kill()
+
+    def restart_superlink(self, timeout: float = 60.0) -> None:
+        """Start the SuperLink again on the same port (after :meth:`kill_superlink`)."""
+        if self.superlink is None:
+            raise ProcessError("the SuperLink was never started")
+        self.superlink.stop()
+        self.superlink = ManagedProcess(
+            "superlink", self.superlink.argv, self.workdir / "superlink.log", env=self.env,
+            cwd=self.workdir,
+        ).start()
+        self._wait(self.superlink, self.superlink_port, timeout)
+
     def stop(self) -> None:
         for proc in reversed(self.supernodes):
             proc.stop(timeout=10)

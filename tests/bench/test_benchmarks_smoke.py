@@ -126,3 +126,15 @@ def test_run_writes_results_and_prints_a_table(tmp_path: Path,
     assert "== render" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         run.main(["--only", "nonsense", "--out", str(out)])
+
+
+def test_watch_bench_polls_every_run_then_only_the_newest() -> None:
+    from benchmarks import watch_bench
+
+    result = watch_bench.run(quick=True)
+    (row,) = result["rows"]
+    assert row["nodes"] == 20 and row["runs"] == 100
+    assert finite_positive(row["full_poll_wall_ms"]["median"])
+    assert finite_positive(row["poll_cpu_ms"]["median"])
+    assert row["steady_runs_read_per_poll"] == 100  # one first page, not every run twice
+    assert row["series"] > 0 and row["wire_bytes_per_poll"] > 0

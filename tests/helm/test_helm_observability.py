@@ -205,7 +205,7 @@ def test_service_monitors_add_the_federation_label_and_jobs() -> None:
               "serviceMonitor": {"exporter": {"job": "fl-live"}}}
     objects = manifests(render(values))
     monitors = {m["metadata"]["name"]: m for m in by_kind(objects, "ServiceMonitor")}
-    assert set(monitors) == {"flmon-serverapp-metrics", "flmon-pushgateway"}
+    assert set(monitors) == {"flmon-serverapp-metrics", "flmon-pushgateway", "flmon-watch"}
     for monitor in monitors.values():
         [endpoint] = monitor["spec"]["endpoints"]
         relabel = {r["targetLabel"]: r for r in endpoint["relabelings"]}
@@ -249,13 +249,14 @@ def test_pushgateway_is_switchable() -> None:
 
 
 def test_no_reference_deployment_keeps_the_observability_objects() -> None:
-    objects = manifests(render({"federation": {"enabled": False}}))
+    objects = manifests(render({"federation": {"enabled": False},
+                                "watch": {"superlink": "sl.elsewhere:9093"}}))
     kinds = {o["kind"] for o in objects}
     assert not kinds & {"StatefulSet", "Job"}
     assert [d["metadata"]["name"] for d in by_kind(objects, "Deployment")] == [
-        "flmon-pushgateway"]
+        "flmon-pushgateway", "flmon-watch"]
     assert [m["metadata"]["name"] for m in by_kind(objects, "ServiceMonitor")] == [
-        "flmon-pushgateway"]
+        "flmon-pushgateway", "flmon-watch"]
     assert by_kind(objects, "PrometheusRule")
 
 

@@ -87,9 +87,11 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     port = int(cfg.get("flmon-exporter-port", 0))
     if port:
-        # TLS and authentication from a web config file when the deployment provides one.
+        # TLS and authentication from a web config file when the deployment provides one;
+        # concurrent runs on one host bind the next free port.
         flmon.start_exporter(port, addr=str(cfg.get("flmon-exporter-addr", "127.0.0.1")),
-                             web_config=os.environ.get("FLMON_EXPORTER_WEB_CONFIG") or None)
+                             web_config=os.environ.get("FLMON_EXPORTER_WEB_CONFIG") or None,
+                             port_tries=10)
 
     global_test = task.load_global_test()
 

@@ -82,6 +82,9 @@ Resource names of the components.
 {{- define "flmon.serverapp.fullname" -}}
 {{- printf "%s-serverapp-metrics" (include "flmon.fullname" .) }}
 {{- end }}
+{{- define "flmon.watch.fullname" -}}
+{{- printf "%s-watch" (include "flmon.fullname" .) }}
+{{- end }}
 {{- define "flmon.pushgateway.fullname" -}}
 {{- printf "%s-pushgateway" (include "flmon.fullname" .) }}
 {{- end }}

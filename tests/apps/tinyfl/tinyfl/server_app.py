@@ -19,13 +19,15 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
+    if cfg["fail"]:  # a run that ends with the failed sub-status, for the watch's tests
+        raise RuntimeError("tinyfl: failing on purpose (run config fail=true)")
     base = FedAvg(fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
                   min_available_nodes=1)
     exporter = None
     strategy: Strategy = base
     if cfg["flmon"]:
         flmon.configure_logging(run_id=grid.run.run_id)
-        exporter = flmon.start_exporter(port=int(cfg["exporter-port"]))
+        exporter = flmon.start_exporter(port=int(cfg["exporter-port"]), port_tries=10)
         strategy = instrument(
             base,
             pushgateway=str(cfg["pushgateway"]) or None,
