@@ -47,9 +47,20 @@ def test_only_the_superlink_and_prometheus_reach_the_pushgateway() -> None:
     policy = one(objects, "NetworkPolicy", "flmon-pushgateway")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     [peers] = _rules_by_port(policy)["http"]
-    superlink_labels = one(objects, "Deployment", "flmon-superlink")["spec"]["selector"][
-        "matchLabels"]
+    superlink_labels, watch_labels = (
+        one(objects, "Deployment", name)["spec"]["selector"]["matchLabels"]
+        for name in ("flmon-superlink", "flmon-watch"))
+    # The ServerApp pushes from the SuperLink pod; flmon watch deletes ended runs' groups.
+    assert peers == [PROMETHEUS_PEER, {"podSelector": {"matchLabels": superlink_labels}},
+                     {"podSelector": {"matchLabels": watch_labels}}]
+    without_watch = manifests(render({"watch": {"enabled": False}}))
+    [peers] = _rules_by_port(one(without_watch, "NetworkPolicy", "flmon-pushgateway"))["http"]
     assert peers == [PROMETHEUS_PEER, {"podSelector": {"matchLabels": superlink_labels}}]
+
+
+def test_only_prometheus_scrapes_the_watch() -> None:
+    policy = one(manifests(render()), "NetworkPolicy", "flmon-watch")
+    assert _rules_by_port(policy)["metrics"] == [[PROMETHEUS_PEER]]
 
 
 def test_the_metrics_port_admits_only_prometheus_and_the_flower_port_stays_open() -> None:

@@ -67,10 +67,25 @@ def test_watch_values_reach_the_arguments() -> None:
 def test_a_tls_superlinks_ca_is_mounted_from_its_secret() -> None:
     deployment, _ = _watch({"watch": {"rootCertificatesSecret": "superlink-ca"}})
     spec = deployment["spec"]["template"]["spec"]
-    assert spec["volumes"] == [{"name": "superlink-ca", "secret": {
-        "secretName": "superlink-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]
-    assert spec["containers"][0]["volumeMounts"] == [
-        {"name": "superlink-ca", "mountPath": "/etc/flmon/superlink-ca", "readOnly": True}]
+    assert spec["volumes"][0] == {"name": "superlink-ca", "secret": {
+        "secretName": "superlink-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+    assert spec["containers"][0]["volumeMounts"][0] == {
+        "name": "superlink-ca", "mountPath": "/etc/flmon/superlink-ca", "readOnly": True}
+
+
+def test_the_watch_reads_the_pushgateway_password_from_a_file() -> None:
+    deployment, _ = _watch({})
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["FLMON_PUSHGATEWAY_USERNAME"]["valueFrom"]["secretKeyRef"] == {
+        "name": "flmon-pushgateway-auth", "key": "username"}
+    assert env["FLMON_PUSHGATEWAY_PASSWORD_FILE"]["value"] == "/etc/flmon/pushgateway/password"
+    assert {"name": "pushgateway-auth", "mountPath": "/etc/flmon/pushgateway",
+            "readOnly": True} in container["volumeMounts"]
+    assert {"name": "pushgateway-auth", "secret": {
+        "secretName": "flmon-pushgateway-auth",
+        "items": [{"key": "password", "path": "password"}]}} in spec["volumes"]
 
 
 def test_a_federation_elsewhere_needs_its_superlink_address() -> None:
