@@ -14,9 +14,9 @@ channel_not_found``, ``403 invalid_token``, ``410 channel_is_archived``, ``400
 invalid_payload``) are dropped at once. Nothing is ever raised into the caller.
 
 The webhook URL is a secret: it is read from ``FLMON_SLACK_WEBHOOK_URL`` or from the file
-named by ``FLMON_SLACK_WEBHOOK_URL_FILE`` (or :attr:`SlackConfig.webhook_url_file`), is
-registered with :func:`flmon.logs.register_secret`, and the SDK's logger is kept at
-WARNING so that its debug lines, which print the URL, are never produced.
+named by ``FLMON_SLACK_WEBHOOK_URL_FILE`` (or :attr:`SlackConfig.webhook_url_file`) by
+:func:`flmon.secrets.read_secret`, which registers it for log redaction, and the SDK's
+logger is kept at WARNING so that its debug lines, which print the URL, are never produced.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from flmon.logs import redact, register_secret
+from flmon.logs import redact
 from flmon.metrics import FlmonMetrics
+from flmon.secrets import read_secret
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
 
 SINK_NAME = "slack"
@@ -116,13 +116,9 @@ def read_webhook_url(config: SlackConfig | None = None,
     The URL is checked (https, or http to a loopback address) and registered as a secret.
     Error messages never contain it.
     """
-    env = os.environ if env is None else env
-    path = (config.webhook_url_file if config is not None else None) or env.get(URL_FILE_ENV)
-    value = env.get(URL_ENV)
-    if path and value:
-        raise ValueError(f"set {URL_ENV} or a webhook URL file, not both")
-    if path:
-        value = Path(path).read_text(encoding="utf-8").strip()
+    value = read_secret(env=URL_ENV, file_env=URL_FILE_ENV, what="Slack webhook URL",
+                        file=config.webhook_url_file if config is not None else None,
+                        environ=env)
     if not value:
         return None
     parts = urlsplit(value)
@@ -130,7 +126,6 @@ def read_webhook_url(config: SlackConfig | None = None,
     if not secure or not parts.hostname:
         raise ValueError("the Slack webhook URL must be an https:// URL "
                          "(plain http is accepted for loopback test receivers only)")
-    register_secret(value)
     return value
 
 
