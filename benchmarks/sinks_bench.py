@@ -3,7 +3,7 @@
 Every repetition times the loop once per (sink, endpoint state), each time next to the
 same loop without a sink, in a rotating order, so that all figures come from the same
 run; the ratio of a case is the median over the repetitions of its paired ratios.
-Endpoints are loopback stand-ins (:mod:`flmon.sinks.loopback`):
+Endpoints are loopback stand-ins (:mod:`tests.fakes.loopback`):
 
 * healthy: a DogStatsD UDP socket that reads, a ``_bulk`` endpoint, a webhook answering
   ``ok`` (all in a separate process, so their work is not charged to the loop)
@@ -44,8 +44,8 @@ from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink
 from flmon.sinks.datadog import DatadogConfig, DatadogSink
 from flmon.sinks.elasticsearch import ElasticsearchConfig, ElasticsearchHandler
-from flmon.sinks.loopback import FakeElasticsearch, FakeSlack, SlowHttpServer, closed_port
 from flmon.sinks.slack import SlackConfig, SlackNotifier
+from tests.fakes.loopback import FakeElasticsearch, FakeSlack, SlowHttpServer, closed_port
 
 SINKS = ("datadog", "elasticsearch", "slack")
 STATES = ("healthy", "down", "slow")

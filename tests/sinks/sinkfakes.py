@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flmon.sinks.loopback import (
+from tests.fakes.loopback import (
     CHANNEL_NOT_FOUND,
     OK,
     RATE_LIMITED,
