@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,12 @@ from typing import Any
 import bcrypt
 import yaml
 
+from flmon.exporter import Authenticator as Authenticator  # one definition, re-exported
 from flmon.logs import security_event
 from flmon.secrets import SecretError, read_secret
 from flmon.yamlerrors import describe_yaml_error
 
 log = logging.getLogger("flmon.webconfig")
-
-Authenticator = Callable[[dict[str, Any]], bool]
 
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequireAndVerifyClientCert")
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
