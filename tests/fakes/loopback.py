@@ -6,7 +6,8 @@ benchmarks only (no Datadog Agent, Elasticsearch or Slack is needed).
   header, NDJSON parsing, per-item statuses, ``create`` conflicts, scripted 429/5xx).
 * :class:`FakeSlack`: the harness's Slack receiver (scripted answers) under the sink
   tests' names.
-* :func:`closed_port`, :class:`BlackHole`, :class:`SlowHttpServer`: the fault endpoints.
+* :func:`closed_port`, :class:`BlackHole`, :class:`SlowHttpServer`,
+  :class:`SlowUnixReader`: the fault endpoints.
 
 Everything binds to 127.0.0.1 only.
 """
@@ -21,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from flmon.harness.ports import LOOPBACK
@@ -37,7 +39,8 @@ from flmon.harness.slack_receiver import (
 
 __all__ = [
     "CHANNEL_NOT_FOUND", "OK", "RATE_LIMITED", "SERVER_ERROR", "BlackHole", "BulkRequest",
-    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "UdpReceiver",
+    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "SlowUnixReader",
+    "UdpReceiver",
     "closed_port",
 ]
 
@@ -365,6 +368,29 @@ class _SlowHandler(_QuietHandler):
 
     def do_PUT(self) -> None:
         self.do_POST()
+
+
+class SlowUnixReader:
+    """A Unix datagram socket read once every ``delay`` seconds (never, for a black hole)."""
+
+    def __init__(self, path: Path, delay: float | None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.path = path
+        self.stop = threading.Event()
+        if delay is not None:
+            threading.Thread(target=self._read, args=(delay,), daemon=True).start()
+
+    def _read(self, delay: float) -> None:
+        while not self.stop.wait(delay):
+            try:
+                self.sock.recv(65535)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
 
 
 class SlowHttpServer(_Server):

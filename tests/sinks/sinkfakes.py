@@ -14,13 +14,15 @@ from tests.fakes.loopback import (
     FakeSlack,
     SlackAnswer,
     SlowHttpServer,
+    SlowUnixReader,
     UdpReceiver,
     closed_port,
 )
 
 __all__ = [
     "CHANNEL_NOT_FOUND", "OK", "RATE_LIMITED", "SERVER_ERROR", "BlackHole",
-    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "UdpReceiver",
+    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "SlowUnixReader",
+    "UdpReceiver",
     "closed_port", "count",
 ]
 
