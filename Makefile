@@ -48,6 +48,7 @@ bench: setup
 
 render: venv
 	$(VENV)/bin/flmon render --config examples/flmon.yaml --out .
+	$(VENV)/bin/flmon metrics --format markdown > docs/metrics.md
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 Every repetition times the loop once per (sink, endpoint state), each time next to the
 same loop without a sink, in a rotating order, so that all figures come from the same
 run; the ratio of a case is the median over the repetitions of its paired ratios.
-Endpoints are loopback stand-ins (:mod:`flmon.sinks.loopback`):
+Endpoints are loopback stand-ins (:mod:`tests.fakes.loopback`):
 
 * healthy: a DogStatsD UDP socket that reads, a ``_bulk`` endpoint, a webhook answering
   ``ok`` (all in a separate process, so their work is not charged to the loop)
@@ -44,32 +44,19 @@ from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink
 from flmon.sinks.datadog import DatadogConfig, DatadogSink
 from flmon.sinks.elasticsearch import ElasticsearchConfig, ElasticsearchHandler
-from flmon.sinks.loopback import FakeElasticsearch, FakeSlack, SlowHttpServer, closed_port
 from flmon.sinks.slack import SlackConfig, SlackNotifier
+from tests.fakes.loopback import (
+    FakeElasticsearch,
+    FakeSlack,
+    SlowHttpServer,
+    SlowUnixReader,
+    closed_port,
+)
 
 SINKS = ("datadog", "elasticsearch", "slack")
 STATES = ("healthy", "down", "slow")
 
 Step = Callable[[int], object]
-
-
-class _UnixReader:
-    def __init__(self, path: Path, delay: float) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.stop = threading.Event()
-        threading.Thread(target=self._read, args=(delay,), daemon=True).start()
-
-    def _read(self, delay: float) -> None:
-        while not self.stop.wait(delay):
-            try:
-                self.sock.recv(65535)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 class _UdpSink:
@@ -120,7 +107,7 @@ def _serve(tmp: str) -> None:
         udp = _UdpSink()
         stack.callback(udp.close)
         path = Path(tmp) / "dsd-slow.socket"
-        stack.callback(_UnixReader(path, 10.0).close)
+        stack.callback(SlowUnixReader(path, 10.0).close)
         es = FakeElasticsearch()
         stack.callback(es.close)
         slack = FakeSlack()

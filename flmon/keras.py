@@ -14,23 +14,8 @@ from typing import Any
 
 import keras
 
+from flmon.metric_keys import TRAINING_ACCURACY, TRAINING_LOSS, first_number
 from flmon.training import LocalRecorder, default_recorder
-
-_ACCURACY_KEYS = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy",
-                  "sparse_categorical_accuracy")
-
-
-def _first(logs: Mapping[str, Any] | None, keys: tuple[str, ...]) -> float | None:
-    if not logs:
-        return None
-    for key in keys:
-        value = logs.get(key)
-        if value is not None:
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 class FlmonCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -78,8 +63,8 @@ class FlmonCallback(keras.callbacks.Callback):  # type: ignore[misc]
         else:
             examples = None
         self._recorder.report(
-            loss=_first(logs, ("loss",)),
-            accuracy=_first(logs, _ACCURACY_KEYS),
+            loss=first_number(logs, TRAINING_LOSS),
+            accuracy=first_number(logs, TRAINING_ACCURACY),
             examples=examples,
             epochs=1,
         )

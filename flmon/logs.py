@@ -53,6 +53,8 @@ _SECRET_PATTERNS = (
                r"[^\s,;\"']+"),
     re.compile(r"(?i)(://[^/\s:@]+:)[^/\s@]+(@)"),
 )
+MIN_SECRET_LENGTH = 6
+"""Shortest value :func:`register_secret` accepts (shorter ones would redact ordinary words)."""
 _registered_secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
@@ -60,10 +62,12 @@ _secrets_lock = threading.Lock()
 def register_secret(value: str) -> None:
     """Never write ``value`` to a log: every later record has it replaced by ``[REDACTED]``.
 
-    Values shorter than 6 characters are refused (they would redact ordinary words).
+    Values shorter than :data:`MIN_SECRET_LENGTH` characters are refused (they would
+    redact ordinary words).
     """
-    if len(value) < 6:
-        raise ValueError("refusing to register a secret shorter than 6 characters")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"refusing to register a secret shorter than {MIN_SECRET_LENGTH} "
+                         "characters")
     with _secrets_lock:
         _registered_secrets.add(value)
 

@@ -32,6 +32,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from prometheus_client import CollectorRegistry
 
+from flmon import metric_keys
 from flmon.metrics import FlmonMetrics
 
 P = ParamSpec("P")
@@ -39,11 +40,11 @@ R = TypeVar("R")
 
 # Keys read from a decorated function's return value (a mapping), first match wins.
 _RESULT_KEYS: dict[str, tuple[str, ...]] = {
-    "loss": ("loss", "train_loss", "training_loss"),
-    "accuracy": ("accuracy", "acc", "train_acc", "train_accuracy", "training_accuracy"),
-    "examples": ("examples", "num-examples", "num_examples"),
-    "epochs": ("epochs",),
-    "steps": ("steps",),
+    "loss": metric_keys.TRAINING_LOSS,
+    "accuracy": metric_keys.TRAINING_ACCURACY,
+    "examples": metric_keys.EXAMPLES,
+    "epochs": metric_keys.EPOCHS,
+    "steps": metric_keys.STEPS,
 }
 
 
@@ -208,11 +209,9 @@ def _report_result(recorder: LocalRecorder, result: object) -> None:
         return
     found: dict[str, Any] = {}
     for field, keys in _RESULT_KEYS.items():
-        for key in keys:
-            value = result.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                found[field] = value
-                break
+        key = metric_keys.first_key(result, keys)
+        if key is not None:
+            found[field] = result[key]
     if found:
         recorder.report(**found)
 

@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,12 @@ from typing import Any
 import bcrypt
 import yaml
 
-from flmon.logs import register_secret, security_event
+from flmon.exporter import Authenticator as Authenticator  # one definition, re-exported
+from flmon.logs import security_event
+from flmon.secrets import SecretError, read_secret
 from flmon.yamlerrors import describe_yaml_error
 
 log = logging.getLogger("flmon.webconfig")
-
-Authenticator = Callable[[dict[str, Any]], bool]
 
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequireAndVerifyClientCert")
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
@@ -246,12 +246,14 @@ def _path(base: Path, value: Any, where: str) -> str:
     return str(path)
 
 
-def _read_token(text: str, where: str) -> str:
-    token = text.strip()
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise WebConfigError(f"{where}: the bearer token must be at least "
-                             f"{MIN_TOKEN_LENGTH} characters")
-    if any(c.isspace() for c in token) or not token.isprintable():
+def _read_token(where: str, *, file: str | None = None, env: str | None = None,
+                environ: Mapping[str, str] | None = None) -> str | None:
+    try:
+        token = read_secret(file=file, env=env, environ=environ, what=where,
+                            min_length=MIN_TOKEN_LENGTH)
+    except SecretError as exc:
+        raise WebConfigError(str(exc)) from None
+    if token is not None and (any(c.isspace() for c in token) or not token.isprintable()):
         raise WebConfigError(f"{where}: the bearer token must be printable, without spaces")
     return token
 
@@ -357,7 +359,7 @@ def parse_web_config(raw: Any, base_dir: str | os.PathLike[str] = ".",
     token: str | None = None
     if token_file is not None:
         path = _path(base, token_file, "bearer_token_file")
-        token = _read_token(Path(path).read_text(encoding="utf-8"), "bearer_token_file")
+        token = _read_token("bearer_token_file", file=path)
         _warn_if_readable(path)
     elif token_env is not None:
         if not isinstance(token_env, str) or not token_env:
@@ -365,9 +367,10 @@ def parse_web_config(raw: Any, base_dir: str | os.PathLike[str] = ".",
         env = os.environ if environ is None else environ
         if token_env not in env:
             raise WebConfigError(f"bearer_token_env: ${token_env} is not set")
-        token = _read_token(env[token_env], f"bearer_token_env (${token_env})")
+        token = _read_token(f"bearer_token_env (${token_env})", env=token_env, environ=env)
+        if token is None:
+            raise WebConfigError(f"bearer_token_env: ${token_env} is empty")
     if token is not None:
-        register_secret(token)
         kwargs["bearer_token"] = token
     config = WebConfig(**kwargs)
     if config.authenticates and not config.tls:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flmon.demo.faults import SCENARIOS
-
-EXAMPLES = ("healthcare", "fraud")
+from flmon.example_apps import EXAMPLE_NAMES as EXAMPLES
 
 
 def register(subparsers: Any) -> None:

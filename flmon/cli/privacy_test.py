@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = ("healthcare", "fraud")
+from flmon.example_apps import EXAMPLE_NAMES as EXAMPLES
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -8,22 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_TARGETS = ("prometheus", "alertmanager", "grafana", "kibana", "datadog", "elasticsearch",
-            "helm")
+from flmon.render_targets import TARGET_NAMES, targets_help
+
 _DEFAULT_CONFIGS = ("flmon.yaml", "examples/flmon.yaml")
 
-_EPILOG = """\
-targets (--only):
-  prometheus     rules/flmon-rules.yaml, rules/flmon-prometheusrule.yaml, rules/tests/*.yaml,
-                 prometheus/prometheus.yml
-  alertmanager   alertmanager/alertmanager.yml, alertmanager/slack.tmpl
-  grafana        dashboards/grafana/{overview,clients,security}.json
-  kibana         dashboards/kibana/flmon.ndjson
-  datadog        datadog/conf.yaml, datadog/monitors/*.json, datadog/dashboard.json
-  elasticsearch  elasticsearch/index-template.json, elasticsearch/ilm-policy.json
-  helm           helm/flmon/files/: copies of the rules, Grafana dashboards and
-                 AlertManager files for the Helm chart
-
+_EPILOG = targets_help() + """
 Every target is rendered and validated in memory first; files are written only when all
 of them pass, and a bad flmon.yaml writes nothing.
 
@@ -59,7 +48,7 @@ def register(subparsers: Any) -> None:
         help="directory to write into, created if missing (default: the current directory)")
     parser.add_argument(
         "--only", metavar="TARGETS",
-        help=f"comma-separated targets to render (default: all): {','.join(_TARGETS)}")
+        help=f"comma-separated targets to render (default: all): {','.join(TARGET_NAMES)}")
     parser.add_argument(
         "--check", action="store_true",
         help="write nothing; exit 1 and list the files under --out that differ from a "
@@ -97,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
     only = None
     if args.only is not None:
         only = [t.strip() for t in args.only.split(",") if t.strip()]
-        unknown = [t for t in only if t not in _TARGETS]
+        unknown = [t for t in only if t not in TARGET_NAMES]
         if unknown or not only:
             return _fail(f"--only: unknown target(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {','.join(_TARGETS)}")
+                         f"choose from {','.join(TARGET_NAMES)}")
     try:
         cfg = load_config(path)
         files = render(cfg, only)

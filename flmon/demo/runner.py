@@ -22,6 +22,7 @@ from typing import Any
 from flmon.demo.config import LIVE_JOB, PUSHED_JOB
 from flmon.demo.scenarios import Scenario
 from flmon.demo.stack import ConfigValue, DemoStack
+from flmon.example_apps import EXAMPLES as EXAMPLES  # re-exported
 from flmon.harness.flower import CONNECTION, FlowerFederation, format_config
 from flmon.harness.process import ManagedProcess
 
@@ -29,9 +30,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-EXAMPLES: dict[str, str] = {"healthcare": "hospitals", "fraud": "banks"}
-"""Example app -> federation name."""
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 

@@ -15,17 +15,19 @@ import resource
 import sys
 import time
 from collections.abc import Iterable
+from typing import cast
 
 from flwr.app import ConfigRecord, Context, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
 
 from flmon import telemetry
+from flmon.metric_keys import ROUND, first_key, is_int
 from flmon.training import LocalRecorder, default_recorder
 
 log = logging.getLogger("flmon.flower")
 
 _PHASES = {MessageType.TRAIN, MessageType.EVALUATE}
-ROUND_KEYS: tuple[str, ...] = ("server-round", "server_round", "round")
+ROUND_KEYS = ROUND
 
 
 def _round_of(msg: Message) -> int | None:
@@ -36,10 +38,9 @@ def _round_of(msg: Message) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     for record in content.config_records.values():
-        for key in ROUND_KEYS:
-            value = record.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
+        key = first_key(record, ROUND_KEYS, accept=is_int)
+        if key is not None:
+            return cast(int, record[key])
     return None
 
 

@@ -20,6 +20,7 @@ from flmon import __version__, telemetry
 from flmon.flower.replies import QUARANTINE_REASONS
 from flmon.labels import ClientLabel, ClientLabeler
 from flmon.logs import security_event
+from flmon.metric_keys import REPLY_ACCURACY, REPLY_LOSS, first_number
 from flmon.metrics import FlmonMetrics
 from flmon.security.dp import DpFigures
 from flmon.security.updates import UpdateStats
@@ -37,27 +38,13 @@ ERROR_NAMES: dict[int, str] = {
     if name.isupper() and isinstance(value, int)
 }
 
-ACCURACY_KEYS: tuple[str, ...] = (
-    "accuracy", "acc", "train_acc", "train_accuracy", "eval_acc", "eval_accuracy",
-    "val_accuracy", "test_accuracy",
-)
-LOSS_KEYS: tuple[str, ...] = ("loss", "train_loss", "eval_loss", "val_loss", "test_loss")
+ACCURACY_KEYS = REPLY_ACCURACY
+LOSS_KEYS = REPLY_LOSS
 
 
 def error_name(code: int) -> str:
     """Flower error code as a bounded label value."""
     return ERROR_NAMES.get(code, "unknown")
-
-
-def first_number(metrics: Mapping[str, Any] | None, keys: tuple[str, ...]) -> float | None:
-    """The first of ``keys`` in ``metrics`` holding a number (NaN included)."""
-    if not metrics:
-        return None
-    for key in keys:
-        value = metrics.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
 
 
 class ServerRecorder:

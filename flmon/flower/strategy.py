@@ -17,7 +17,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,10 +28,11 @@ from flmon import registry_hub, telemetry
 from flmon.flower.recorder import ServerRecorder
 from flmon.flower.replies import triage
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
-from flmon.logs import log_context, register_secret, set_global_context
+from flmon.logs import log_context, set_global_context
 from flmon.metrics import FlmonMetrics
 from flmon.push import Pusher
 from flmon.runlabel import RUN_ID_LABEL, current_run, set_current_run
+from flmon.secrets import read_secret
 from flmon.security.dp import read_dp
 from flmon.security.updates import (
     DEFAULT_THRESHOLD,
@@ -72,13 +72,11 @@ def _pushgateway_credentials(
     username = username or os.environ.get("FLMON_PUSHGATEWAY_USERNAME") or None
     if username is None:
         return None, None
-    path = password_file or os.environ.get("FLMON_PUSHGATEWAY_PASSWORD_FILE")
-    if path:
-        password = Path(path).read_text(encoding="utf-8").strip()
-    else:
-        password = os.environ.get("FLMON_PUSHGATEWAY_PASSWORD", "")
-    if len(password) >= 6:
-        register_secret(password)
+    password = read_secret(env="FLMON_PUSHGATEWAY_PASSWORD", file=password_file,
+                           file_env="FLMON_PUSHGATEWAY_PASSWORD_FILE", what="Pushgateway password")
+    if password is None:
+        raise ValueError("a Pushgateway username needs a password: set "
+                         "FLMON_PUSHGATEWAY_PASSWORD_FILE or FLMON_PUSHGATEWAY_PASSWORD")
     return username, password
 
 

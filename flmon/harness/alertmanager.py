@@ -8,7 +8,6 @@ constructor are copied next to it and the configuration's ``templates`` points a
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,16 +19,6 @@ from flmon.harness.ports import LOOPBACK
 from flmon.harness.server import LoopbackServer
 
 T = TypeVar("T")
-
-
-def check_config(path: Path, amtool: str = "amtool") -> str:
-    """Run ``amtool check-config`` on ``path``; return its output, raise if it fails."""
-    done = subprocess.run(
-        [amtool, "check-config", str(path)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise ValueError(f"amtool check-config {path}:\n{done.stdout}{done.stderr}")
-    return done.stdout
 
 
 class AlertManager(LoopbackServer):

@@ -6,6 +6,11 @@ JSON) with ``channel``, ``username``, ``text`` and ``attachments``; it answers `
 as Slack does, or ``400 invalid_payload`` when the body is not a JSON object. Every
 accepted message is recorded; accessors are thread-safe and :meth:`SlackReceiver.wait_for`
 blocks until a message matches.
+
+To try a sender's error handling, the receiver can also answer with a script of
+:class:`SlackAnswer` (a rate limit with ``Retry-After``, a server error,
+``channel_not_found``, a slow answer), then with a default answer; each message records
+the status it was answered with.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -34,6 +39,10 @@ class SlackMessage:
     attachments: tuple[dict[str, Any], ...]
     payload: dict[str, Any]
     received_at: float = field(default_factory=time.time)
+    status: int = 200
+    """The HTTP status the receiver answered with."""
+    at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` on arrival, for measuring the intervals between posts."""
 
     def all_text(self) -> str:
         """``text`` plus every attachment's title, pretext, text, fallback and fields."""
@@ -59,6 +68,22 @@ class SlackMessage:
         return tuple(str(a.get("color", "")) for a in self.attachments)
 
 
+@dataclass(frozen=True)
+class SlackAnswer:
+    """How the receiver answers one post: status, body, extra headers, delay in seconds."""
+
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+OK = SlackAnswer()
+RATE_LIMITED = SlackAnswer(429, b"rate_limited", {"Retry-After": "1"})
+SERVER_ERROR = SlackAnswer(500, b"internal_error")
+CHANNEL_NOT_FOUND = SlackAnswer(404, b"channel_not_found")
+
+
 def parse_payload(body: bytes, content_type: str) -> dict[str, Any]:
     """Decode a webhook body; raise ``ValueError`` unless it holds a JSON object."""
     text = body.decode("utf-8")
@@ -82,15 +107,23 @@ class SlackReceiver:
         Listen port; when omitted the kernel picks one as the server binds (no race).
     on_message
         Called with each accepted message, on the server's thread (keep it short).
+    script, default
+        Answers to the posts, in order, then ``default`` for every later post
+        (``200 ok`` unless told otherwise).
     """
 
     def __init__(
         self,
         port: int | None = None,
         on_message: Callable[[SlackMessage], None] | None = None,
+        *,
+        script: Sequence[SlackAnswer] = (),
+        default: SlackAnswer = OK,
     ) -> None:
         self.port = port if port is not None else 0
         self.on_message = on_message
+        self._script = list(script)
+        self._default = default
         self._messages: list[SlackMessage] = []
         self._rejected = 0
         self._cond = threading.Condition()
@@ -110,6 +143,10 @@ class SlackReceiver:
             self._cond.notify_all()
         if self.on_message is not None:
             self.on_message(message)
+
+    def _next_answer(self) -> SlackAnswer:
+        with self._cond:
+            return self._script.pop(0) if self._script else self._default
 
     def _reject(self) -> None:
         with self._cond:
@@ -132,6 +169,7 @@ class SlackReceiver:
                     self._answer(400, b"invalid_payload")
                     return
                 attachments = payload.get("attachments") or []
+                answer = receiver._next_answer()
                 message = SlackMessage(
                     path=self.path,
                     channel=str(payload.get("channel") or ""),
@@ -139,19 +177,28 @@ class SlackReceiver:
                     text=str(payload.get("text") or ""),
                     attachments=tuple(a for a in attachments if isinstance(a, dict)),
                     payload=payload,
+                    status=answer.status,
                 )
                 receiver._record(message)
-                self._answer(200, b"ok")
+                if answer.delay:
+                    time.sleep(answer.delay)
+                self._answer(answer.status, answer.body, answer.headers)
 
             def do_GET(self) -> None:
                 self._answer(405, b"method_not_allowed")
 
-            def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+            def _answer(self, status: int, body: bytes,
+                        headers: Mapping[str, str] | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up waiting (a delayed answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -223,6 +270,17 @@ class SlackReceiver:
                         f"{len(self._messages)} received:\n{got}"
                     )
                 self._cond.wait(remaining)
+
+    def wait_for_count(self, count: int, timeout: float) -> list[SlackMessage]:
+        """Every message so far, once there are ``count`` (fewer after ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._messages) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return list(self._messages)
 
     def __enter__(self) -> SlackReceiver:
         return self.start()

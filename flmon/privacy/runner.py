@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from flmon.example_apps import EXAMPLES as EXAMPLES  # re-exported
 from flmon.privacy import attack
 from flmon.privacy.federation import (
     DpSettings,
@@ -36,9 +37,6 @@ from flmon.privacy.federation import (
     load_task,
     run_federation,
 )
-
-EXAMPLES: dict[str, str] = {"healthcare": "hospitals", "fraud": "banks"}
-"""Example app -> federation name (as in ``flmon demo``)."""
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 DP_MODES: tuple[str, ...] = ("central", "local")

@@ -19,10 +19,11 @@ from flmon.render.kibana import render_kibana
 from flmon.render.prometheus import RULES_PATH, render_prometheus
 from flmon.render.validate import RenderError, validate
 from flmon.render.writer import stale_files, write_atomic
+from flmon.render_targets import HELM_FILES as HELM_FILES
+from flmon.render_targets import TARGET_NAMES
+from flmon.render_targets import target_of as target_of
 
 __all__ = ["TARGETS", "RenderError", "check", "render", "write"]
-
-HELM_FILES = "helm/flmon/files"
 
 _RENDERERS: dict[str, Callable[[FlmonConfig], dict[str, str]]] = {
     "prometheus": render_prometheus,
@@ -33,9 +34,11 @@ _RENDERERS: dict[str, Callable[[FlmonConfig], dict[str, str]]] = {
     "elasticsearch": render_elasticsearch,
 }
 
-TARGETS: tuple[str, ...] = (*_RENDERERS, "helm")
-"""Output groups, in rendering order; ``helm`` copies the Prometheus rules, Grafana
-dashboards and AlertManager files into the chart's ``files/`` directory."""
+TARGETS: tuple[str, ...] = TARGET_NAMES
+"""Output groups (:mod:`flmon.render_targets`), in rendering order; ``helm`` copies the
+Prometheus rules, Grafana dashboards and AlertManager files into the chart's ``files/``."""
+if set(_RENDERERS) | {"helm"} != set(TARGETS):  # pragma: no cover - a programming error
+    raise RuntimeError("flmon.render_targets and the renderers disagree")
 
 
 def _helm_copies(files: dict[str, str]) -> dict[str, str]:
@@ -69,26 +72,6 @@ def render(cfg: FlmonConfig, only: Iterable[str] | None = None) -> dict[str, str
     validate(everything)
     return {rel: text for rel, text in sorted(everything.items())
             if target_of(rel) in selected}
-
-
-_PREFIXES: tuple[tuple[str, str], ...] = (
-    (f"{HELM_FILES}/", "helm"),
-    ("rules/", "prometheus"),
-    ("prometheus/", "prometheus"),
-    ("alertmanager/", "alertmanager"),
-    ("dashboards/grafana/", "grafana"),
-    ("dashboards/kibana/", "kibana"),
-    ("datadog/", "datadog"),
-    ("elasticsearch/", "elasticsearch"),
-)
-
-
-def target_of(rel: str) -> str:
-    """The target a rendered path belongs to."""
-    for prefix, target in _PREFIXES:
-        if rel.startswith(prefix):
-            return target
-    raise ValueError(f"no target renders {rel}")
 
 
 def write(files: dict[str, str], out: str | Path) -> list[str]:

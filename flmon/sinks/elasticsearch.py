@@ -19,8 +19,9 @@ at once. All of it is counted in ``fl_sink_*{sink="elasticsearch"}``.
 
 Credentials come from the environment or from files only, never from the URL or the
 code: ``FLMON_ES_API_KEY`` / ``FLMON_ES_API_KEY_FILE``, or ``FLMON_ES_USERNAME`` with
-``FLMON_ES_PASSWORD`` / ``FLMON_ES_PASSWORD_FILE``. They are registered with
-:func:`flmon.logs.register_secret`, so no flmon log line can carry them.
+``FLMON_ES_PASSWORD`` / ``FLMON_ES_PASSWORD_FILE``, read by
+:func:`flmon.secrets.read_secret`, which registers them for log redaction, so no flmon log
+line can carry them.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from flmon.logs import EcsFormatter, current_context, log_context, register_secret
+from flmon.logs import EcsFormatter, current_context, log_context
 from flmon.metrics import FlmonMetrics
+from flmon.secrets import read_secret
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
 
 SINK_NAME = "elasticsearch"
@@ -127,19 +128,6 @@ class ElasticsearchConfig:
         return cls(**kwargs)
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """``$NAME``, or the content of the file ``$NAME_FILE`` (stripped)."""
-    value = env.get(name)
-    path = env.get(f"{name}_FILE")
-    if value and path:
-        raise ValueError(f"set {name} or {name}_FILE, not both")
-    if path:
-        value = Path(path).read_text(encoding="utf-8").strip()
-        if not value:
-            raise ValueError(f"{name}_FILE points to an empty file")
-    return value or None
-
-
 def read_credentials(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Client keyword arguments for the credentials found in ``env`` (or ``os.environ``).
 
@@ -148,25 +136,20 @@ def read_credentials(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     registered as a secret, so logs redact it. Empty when none is set.
     """
     env = os.environ if env is None else env
-    api_key = _secret(env, "FLMON_ES_API_KEY")
-    password = _secret(env, "FLMON_ES_PASSWORD")
+    api_key = read_secret(env="FLMON_ES_API_KEY", file_env="FLMON_ES_API_KEY_FILE",
+                          what="Elasticsearch API key", environ=env)
+    password = read_secret(env="FLMON_ES_PASSWORD", file_env="FLMON_ES_PASSWORD_FILE",
+                           what="Elasticsearch password", environ=env)
     username = env.get("FLMON_ES_USERNAME")
     if api_key and (password or username):
         raise ValueError("set either an Elasticsearch API key or a username and password")
     if api_key:
-        _register(api_key)
         return {"api_key": api_key}
     if password or username:
         if not (password and username):
             raise ValueError("FLMON_ES_USERNAME and FLMON_ES_PASSWORD(_FILE) go together")
-        _register(password)
         return {"basic_auth": (username, password)}
     return {}
-
-
-def _register(secret: str) -> None:
-    if len(secret) >= 6:
-        register_secret(secret)
 
 
 class _Doc:

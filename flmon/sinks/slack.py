@@ -9,14 +9,16 @@ Retries: the SDK's own handlers retry within one post (``RateLimitErrorRetryHand
 honours ``Retry-After`` up to ``max_retry_after`` seconds, ``ServerErrorRetryHandler``
 retries 500/503, ``ConnectionErrorRetryHandler`` retries refused or reset connections);
 a post that still fails with a rate limit, a server error or a connection error is tried
-again by the worker after a back-off. Slack's permanent refusals (``404
-channel_not_found``, ``403 invalid_token``, ``410 channel_is_archived``, ``400
-invalid_payload``) are dropped at once. Nothing is ever raised into the caller.
+again by the worker after a back-off. The worker decides by the HTTP status alone: ``429``
+and ``5xx`` are retried, any other status but ``200`` is a refusal no retry will change
+(Slack's ``404 channel_not_found``, ``403 invalid_token``, ``410 channel_is_archived``,
+``400 invalid_payload``...) and the message is dropped at once; the body is only quoted in
+the log. Nothing is ever raised into the caller.
 
 The webhook URL is a secret: it is read from ``FLMON_SLACK_WEBHOOK_URL`` or from the file
-named by ``FLMON_SLACK_WEBHOOK_URL_FILE`` (or :attr:`SlackConfig.webhook_url_file`), is
-registered with :func:`flmon.logs.register_secret`, and the SDK's logger is kept at
-WARNING so that its debug lines, which print the URL, are never produced.
+named by ``FLMON_SLACK_WEBHOOK_URL_FILE`` (or :attr:`SlackConfig.webhook_url_file`) by
+:func:`flmon.secrets.read_secret`, which registers it for log redaction, and the SDK's
+logger is kept at WARNING so that its debug lines, which print the URL, are never produced.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from flmon.logs import redact, register_secret
+from flmon.logs import redact
 from flmon.metrics import FlmonMetrics
+from flmon.secrets import read_secret
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
 
 SINK_NAME = "slack"
@@ -43,14 +45,6 @@ URL_ENV = "FLMON_SLACK_WEBHOOK_URL"
 URL_FILE_ENV = "FLMON_SLACK_WEBHOOK_URL_FILE"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _MAX_TEXT = 2900  # Slack section text is limited to 3000 characters
-
-# Slack's answers that no retry will change.
-PERMANENT_ERRORS = frozenset({
-    "invalid_payload", "user_not_found", "channel_not_found", "channel_is_archived",
-    "action_prohibited", "posting_to_general_channel_denied", "too_many_attachments",
-    "no_service", "no_service_id", "no_team", "team_disabled", "invalid_token",
-    "no_text",
-})
 
 
 @dataclass(frozen=True)
@@ -116,13 +110,9 @@ def read_webhook_url(config: SlackConfig | None = None,
     The URL is checked (https, or http to a loopback address) and registered as a secret.
     Error messages never contain it.
     """
-    env = os.environ if env is None else env
-    path = (config.webhook_url_file if config is not None else None) or env.get(URL_FILE_ENV)
-    value = env.get(URL_ENV)
-    if path and value:
-        raise ValueError(f"set {URL_ENV} or a webhook URL file, not both")
-    if path:
-        value = Path(path).read_text(encoding="utf-8").strip()
+    value = read_secret(env=URL_ENV, file_env=URL_FILE_ENV, what="Slack webhook URL",
+                        file=config.webhook_url_file if config is not None else None,
+                        environ=env)
     if not value:
         return None
     parts = urlsplit(value)
@@ -130,7 +120,6 @@ def read_webhook_url(config: SlackConfig | None = None,
     if not secure or not parts.hostname:
         raise ValueError("the Slack webhook URL must be an https:// URL "
                          "(plain http is accepted for loopback test receivers only)")
-    register_secret(value)
     return value
 
 
@@ -331,6 +320,9 @@ class SlackNotifier(QueueSink[dict[str, Any]]):
 
     def _send(self, batch: Sequence[dict[str, Any]], deadline: float | None
               ) -> SendResult[dict[str, Any]]:
+        """Post ``batch`` in order, deciding by HTTP status: ``200`` sent; ``429`` (after its
+        ``Retry-After``), ``5xx`` or a connection error: this and the rest retried later;
+        any other status: that message dropped as refused for good."""
         result: SendResult[dict[str, Any]] = SendResult()
         for index, payload in enumerate(batch):
             timeout = self.config.timeout

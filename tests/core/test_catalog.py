@@ -61,7 +61,7 @@ def test_client_labels_use_the_shared_name() -> None:
 def test_docs_metrics_md_is_generated_from_the_catalog() -> None:
     committed = (ROOT / "docs" / "metrics.md").read_text()
     assert committed == catalog.as_markdown(), (
-        "stale: run `flmon metrics --format markdown > docs/metrics.md`"
+        "stale: run `make render` (`flmon metrics --format markdown > docs/metrics.md`)"
     )
 
 

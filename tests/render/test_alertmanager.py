@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
+
+from flmon.harness.ports import free_port
+from flmon.harness.slack_receiver import SlackReceiver
 
 from .conftest import REPO, example_data, require_tool, run_tool, with_changes
 
@@ -102,50 +102,22 @@ def test_receiver_channels_follow_the_config() -> None:
 # --- a real AlertManager delivering to a loopback Slack receiver ----------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _SlackReceiver(http.server.BaseHTTPRequestHandler):
-    payloads: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).payloads.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture()
-def slack() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    handler = type("Receiver", (_SlackReceiver,), {"payloads": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler.payloads
-    finally:
-        server.shutdown()
-        server.server_close()
+def slack() -> Iterator[SlackReceiver]:
+    with SlackReceiver() as receiver:
+        yield receiver
 
 
 @pytest.mark.e2e
 def test_alertmanager_delivers_readable_slack_messages(
-        tmp_path: Path, slack: tuple[str, list[dict[str, Any]]],
+        tmp_path: Path, slack: SlackReceiver,
         render_dir: Callable[[dict[str, Any]], Path]) -> None:
     binary = require_tool("prometheus-alertmanager")
-    url, payloads = slack
+    url = slack.url
     out = render_dir(with_changes(example_data(), alertmanager__group_wait="1s",
                                   alertmanager__group_interval="1s"))
     config = _am_config(out, tmp_path, url)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
@@ -178,13 +150,12 @@ def test_alertmanager_delivers_readable_slack_messages(
                                          data=json.dumps(alerts).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5).close()
-        deadline = time.monotonic() + 20
-        while len(payloads) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        slack.wait_for_count(3, timeout=20)
         time.sleep(2)  # room for an inhibited message to show up, were it not inhibited
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    payloads = [m.payload for m in slack.messages()]
     by_channel: dict[str, list[dict[str, Any]]] = {}
     for p in payloads:
         by_channel.setdefault(p["channel"], []).append(p)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,14 +13,9 @@ from typing import Any
 
 import pytest
 
+from flmon.harness.ports import free_port
+
 from .conftest import minimal_data, require_tool, with_changes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> Any:
@@ -61,7 +55,7 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
         tmp_path: Path, render_dir: Callable[[dict[str, Any]], Path]) -> None:
     prometheus = require_tool("prometheus")
     pushgateway = require_tool("prometheus-pushgateway")
-    pg_port, prom_port, dead_port = _free_port(), _free_port(), _free_port()
+    pg_port, prom_port, dead_port = free_port(), free_port(), free_port()
     fast = {"for": "0m"}
     out = render_dir(with_changes(
         minimal_data(),

@@ -37,9 +37,9 @@ from flmon import logs
 from flmon.flower import instrument
 from flmon.metrics import FlmonMetrics
 from flmon.sinks import build_sinks
-from flmon.sinks.loopback import FakeElasticsearch, FakeSlack, SlackAnswer, UdpReceiver
 from tests.core.clientapps import make_app
 from tests.core.ingrid import InProcessGrid
+from tests.fakes.loopback import FakeElasticsearch, FakeSlack, SlackAnswer, UdpReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 _ENV_NAMES = ("FLMON_ES_URL", "FLMON_ES_API_KEY", "FLMON_ES_API_KEY_FILE", "FLMON_ES_USERNAME",
@@ -109,7 +109,7 @@ def test_no_secret_in_logs_shipped_logs_exposition_or_render(
     for name in _ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     found: dict[str, str] = {
-        "slack_webhook": f"{slack.url}/services/T{secrets.token_hex(5).upper()}/"
+        "slack_webhook": f"http://127.0.0.1:{slack.port}/services/T{secrets.token_hex(5).upper()}/"
                          f"B{secrets.token_hex(5).upper()}/{secrets.token_hex(12)}",
         "es_api_key": _secret("esk"),
         "dd_api_key": _secret("ddk"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flmon.sinks.loopback import (
+from tests.fakes.loopback import (
     CHANNEL_NOT_FOUND,
     OK,
     RATE_LIMITED,
@@ -14,13 +14,15 @@ from flmon.sinks.loopback import (
     FakeSlack,
     SlackAnswer,
     SlowHttpServer,
+    SlowUnixReader,
     UdpReceiver,
     closed_port,
 )
 
 __all__ = [
     "CHANNEL_NOT_FOUND", "OK", "RATE_LIMITED", "SERVER_ERROR", "BlackHole",
-    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "UdpReceiver",
+    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "SlowUnixReader",
+    "UdpReceiver",
     "closed_port", "count",
 ]
 

@@ -14,14 +14,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sinkfakes import BlackHole, SlowHttpServer, UdpReceiver, closed_port, count
+from sinkfakes import BlackHole, SlowHttpServer, SlowUnixReader, UdpReceiver, closed_port, count
 
 from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink
@@ -35,29 +34,6 @@ MARGIN = 1.0
 SETTINGS = QueueSettings(queue_size=100, batch_size=50, flush_interval=0.05, max_retries=2,
                          initial_backoff=0.05, max_backoff=0.2, close_timeout=CLOSE_DEADLINE)
 REPO = Path(__file__).resolve().parents[2]
-
-
-class SlowUnixReader:
-    """A Unix datagram socket read once every ``delay`` seconds (never, for a black hole)."""
-
-    def __init__(self, path: Path, delay: float | None) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.path = path
-        self.stop = threading.Event()
-        if delay is not None:
-            threading.Thread(target=self._read, args=(delay,), daemon=True).start()
-
-    def _read(self, delay: float) -> None:
-        while not self.stop.wait(delay):
-            try:
-                self.sock.recv(65535)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 def http_endpoint(fault: str, stack: ExitStack) -> str:

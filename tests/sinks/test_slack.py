@@ -44,7 +44,7 @@ def test_lifecycle_payloads(slack: FakeSlack, quick: QueueSettings,
                    duration_seconds=125.0)
     n.run_failed("run-9", RuntimeError("aggregation failed: token=abcdef123456"), round=3)
     assert n.close(5.0)
-    posts = slack.wait_for(3)
+    posts = slack.wait_for_count(3, timeout=10)
     assert [p.path for p in posts] == ["/services/T000TEST/B000TEST/abcdefghijklmnopqrstuvwx"] * 3
     started, finished, failed = (p.payload for p in posts)
     assert started == {
@@ -78,7 +78,7 @@ def test_rate_limit_is_retried_after_retry_after(quick: QueueSettings,
         n = notifier(slack.webhook_url(), quick, metrics)
         n.notify("hello")
         assert n.flush(10.0)
-        posts = slack.wait_for(2)
+        posts = slack.wait_for_count(2, timeout=10)
         assert [p.status for p in posts] == [429, 200]
         assert posts[1].at - posts[0].at >= 1.0  # Retry-After: 1
         assert posts[0].payload == posts[1].payload == {"text": "hello"}

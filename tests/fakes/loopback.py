@@ -1,11 +1,13 @@
-"""Loopback endpoints that speak the wire formats the sinks talk to, for tests and
-benchmarks (no Datadog Agent, Elasticsearch or Slack is needed).
+"""Loopback endpoints that speak the wire formats the sinks talk to, for the tests and
+benchmarks only (no Datadog Agent, Elasticsearch or Slack is needed).
 
 * :class:`UdpReceiver`: a DogStatsD listener collecting datagrams.
 * :class:`FakeElasticsearch`: ``_bulk`` answered as Elasticsearch answers it (product
   header, NDJSON parsing, per-item statuses, ``create`` conflicts, scripted 429/5xx).
-* :class:`FakeSlack`: an incoming-webhook endpoint with scripted answers.
-* :func:`closed_port`, :class:`BlackHole`, :class:`SlowHttpServer`: the fault endpoints.
+* :class:`FakeSlack`: the harness's Slack receiver (scripted answers) under the sink
+  tests' names.
+* :func:`closed_port`, :class:`BlackHole`, :class:`SlowHttpServer`,
+  :class:`SlowUnixReader`: the fault endpoints.
 
 Everything binds to 127.0.0.1 only.
 """
@@ -17,18 +19,30 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-LOOPBACK = "127.0.0.1"
+from flmon.harness.ports import LOOPBACK
+from flmon.harness.ports import free_port as closed_port
+from flmon.harness.slack_receiver import (
+    CHANNEL_NOT_FOUND,
+    OK,
+    RATE_LIMITED,
+    SERVER_ERROR,
+    SlackAnswer,
+    SlackMessage,
+    SlackReceiver,
+)
 
-
-def closed_port() -> int:
-    """A TCP/UDP port number with nothing listening on it (bound, read back, released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+__all__ = [
+    "CHANNEL_NOT_FOUND", "OK", "RATE_LIMITED", "SERVER_ERROR", "BlackHole", "BulkRequest",
+    "FakeElasticsearch", "FakeSlack", "SlackAnswer", "SlowHttpServer", "SlowUnixReader",
+    "UdpReceiver",
+    "closed_port",
+]
 
 
 class UdpReceiver:
@@ -298,67 +312,25 @@ class FakeElasticsearch(_Server):
 # --- Slack ------------------------------------------------------------------------------
 
 
-@dataclass
-class SlackAnswer:
-    status: int = 200
-    body: bytes = b"ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+class FakeSlack(SlackReceiver):
+    """:class:`flmon.harness.slack_receiver.SlackReceiver`, started at once, with
+    ``webhook_url()`` (a URL whose path looks like a real webhook's secret), ``posts``
+    and ``close()``."""
 
-
-OK = SlackAnswer()
-RATE_LIMITED = SlackAnswer(429, b"rate_limited", {"Retry-After": "1"})
-SERVER_ERROR = SlackAnswer(500, b"internal_error")
-CHANNEL_NOT_FOUND = SlackAnswer(404, b"channel_not_found")
-
-
-@dataclass
-class SlackPost:
-    path: str
-    payload: dict[str, Any]
-    at: float
-    status: int
-
-
-class _SlackHandler(_QuietHandler):
-    def do_POST(self) -> None:
-        owner: FakeSlack = self.server.owner  # type: ignore[attr-defined]
-        raw = self._body()
-        with owner.lock:
-            answer = owner.script.pop(0) if owner.script else owner.default
-            owner.posts.append(SlackPost(self.path, json.loads(raw or b"{}"),
-                                         time.monotonic(), answer.status))
-        if answer.delay:
-            time.sleep(answer.delay)
-        headers = {"Content-Type": "text/plain; charset=utf-8", **answer.headers}
-        self._answer(answer.status, answer.body, headers)
-
-
-class FakeSlack(_Server):
-    """An incoming webhook on loopback; answers follow ``script``, then ``default``."""
-
-    handler = _SlackHandler
-
-    def __init__(self, script: list[SlackAnswer] | None = None,
-                 default: SlackAnswer = OK) -> None:
-        self.lock = threading.Lock()
-        self.script = list(script or [])
-        self.default = default
-        self.posts: list[SlackPost] = []
-        super().__init__()
+    def __init__(self, script: Sequence[SlackAnswer] = (), default: SlackAnswer = OK) -> None:
+        super().__init__(script=script, default=default)
+        self.start()
 
     def webhook_url(self) -> str:
-        return f"{self.url}/services/T000TEST/B000TEST/abcdefghijklmnopqrstuvwx"
+        return (f"http://{LOOPBACK}:{self.port}"
+                "/services/T000TEST/B000TEST/abcdefghijklmnopqrstuvwx")
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[SlackPost]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if len(self.posts) >= count:
-                    return list(self.posts)
-            time.sleep(0.02)
-        with self.lock:
-            return list(self.posts)
+    @property
+    def posts(self) -> list[SlackMessage]:
+        return self.messages()
+
+    def close(self) -> None:
+        self.stop()
 
 
 # --- faults -----------------------------------------------------------------------------
@@ -396,6 +368,29 @@ class _SlowHandler(_QuietHandler):
 
     def do_PUT(self) -> None:
         self.do_POST()
+
+
+class SlowUnixReader:
+    """A Unix datagram socket read once every ``delay`` seconds (never, for a black hole)."""
+
+    def __init__(self, path: Path, delay: float | None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.path = path
+        self.stop = threading.Event()
+        if delay is not None:
+            threading.Thread(target=self._read, args=(delay,), daemon=True).start()
+
+    def _read(self, delay: float) -> None:
+        while not self.stop.wait(delay):
+            try:
+                self.sock.recv(65535)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
 
 
 class SlowHttpServer(_Server):
