@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 MetricType = Literal["counter", "gauge", "histogram", "info"]
-Side = Literal["server", "client", "sink"]
+Side = Literal["server", "client", "sink", "watch"]
 
 CLIENT_LABEL = "client"
 """Label that names a client; its values are bounded by the server's cardinality cap."""
@@ -30,6 +30,14 @@ ROUND_DURATION_BUCKETS: tuple[float, ...] = (
 )
 LOCAL_DURATION_BUCKETS: tuple[float, ...] = (
     0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+)
+
+RUN_DURATION_BUCKETS: tuple[float, ...] = (
+    1.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)
+RUN_BYTES_BUCKETS: tuple[float, ...] = tuple(float(10**k) for k in range(3, 13))
+POLL_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 
 _NAME_RE = re.compile(r"^fl_[a-z][a-z0-9_]*[a-z0-9]$")
@@ -209,6 +217,64 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_sink_errors_total", "counter", "Errors a sink met while sending.", ("sink",),
        side="sink"),
     _m("fl_sink_sent_total", "counter", "Records a sink delivered.", ("sink",), side="sink"),
+    # --- flmon watch: the SuperLink's Control API (ListNodes, ListRuns) ----------------
+    _m("fl_superlink_up", "gauge",
+       "1 when the last Control API poll of the SuperLink succeeded, else 0.", side="watch"),
+    _m("fl_supernodes", "gauge",
+       "SuperNodes per status (registered, online, offline, unregistered).", ("status",),
+       side="watch"),
+    _m("fl_supernode_online", "gauge",
+       "1 while the SuperNode is online, 0 while offline (activated nodes only).", _C,
+       side="watch"),
+    _m("fl_supernode_heartbeat_age_seconds", "gauge",
+       "Seconds since the SuperNode's last heartbeat, as the SuperLink's online_until "
+       "implies (activated nodes only).", _C, unit="seconds", side="watch"),
+    _m("fl_supernode_heartbeat_interval_seconds", "gauge",
+       "Heartbeat interval the SuperNode announced.", _C, unit="seconds", side="watch"),
+    _m("fl_runs", "gauge",
+       "Runs the SuperLink knows per status (pending, starting, running, completed, failed, "
+       "stopped).", ("status",), side="watch"),
+    _m("fl_runs_finished_total", "counter",
+       "Runs that finished, by result (completed, failed, stopped); starts at the number "
+       "already finished when the watch starts.", ("result",), side="watch"),
+    _m("fl_run_duration_seconds", "histogram",
+       "Wall time of finished runs from running to finished, by result.", ("result",),
+       unit="seconds", side="watch", buckets=RUN_DURATION_BUCKETS),
+    _m("fl_run_pending_duration_seconds", "histogram",
+       "Time finished runs waited from pending to running, by result.", ("result",),
+       unit="seconds", side="watch", buckets=RUN_DURATION_BUCKETS),
+    _m("fl_run_transferred_bytes", "histogram",
+       "Bytes a finished run moved through the SuperLink, by direction (sent, received).",
+       ("direction",), unit="bytes", side="watch", buckets=RUN_BYTES_BUCKETS),
+    _m("fl_run_clientapp_runtime_seconds", "histogram",
+       "ClientApp runtime summed over the nodes of a finished run, by result.", ("result",),
+       unit="seconds", side="watch", buckets=RUN_DURATION_BUCKETS),
+    _m("fl_run_oldest_unfinished_age_seconds", "gauge",
+       "Age of the oldest unfinished run in a status (pending, starting, running).",
+       ("status",), unit="seconds", side="watch"),
+    _m("fl_run_last_finished_timestamp_seconds", "gauge",
+       "Unix time the last run with this result finished.", ("result",), unit="seconds",
+       side="watch"),
+    _m("fl_watch_polls_total", "counter", "Control API polls the watch made.", side="watch"),
+    _m("fl_watch_poll_errors_total", "counter",
+       "Failed Control API polls by reason (unreachable, timeout, http_<code>, tls, "
+       "decode, error).", ("reason",), side="watch"),
+    _m("fl_watch_poll_duration_seconds", "histogram",
+       "Wall time of one Control API poll (ListNodes and ListRuns).", unit="seconds",
+       side="watch", buckets=POLL_DURATION_BUCKETS),
+    _m("fl_watch_last_poll_success_timestamp_seconds", "gauge",
+       "Unix time of the watch's last successful poll.", unit="seconds", side="watch"),
+    _m("fl_watch_pushgateway_groups_deleted_total", "counter",
+       "Pushgateway groups of ended runs the watch deleted after stale_after.", side="watch"),
+    _m("fl_watch_pushgateway_errors_total", "counter",
+       "Pushgateway listings or deletions that failed.", side="watch"),
+    # --- privacy testing (flmon privacy-test: membership inference on the updates) ------
+    _m("fl_privacy_attack_auc", "gauge",
+       "ROC AUC of the membership-inference attack on the model updates (0..1; 0.5 is "
+       "chance), with differential privacy off or on.", ("attack", "dp"), unit="ratio"),
+    _m("fl_privacy_attack_advantage", "gauge",
+       "Membership advantage of the attack, max(TPR - FPR) (0..1).", ("attack", "dp"),
+       unit="ratio"),
     # --- local training loop (track_training, Keras callback) -------------------------
     _m("fl_local_training_errors_total", "counter", "Local training calls that raised.",
        ("error",), side="client"),
