@@ -57,7 +57,6 @@ def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
     d = r.dedupe  # both paths carry the same series: one value per label set
     if name == "overview":
         return [*_federation_row(cfg),
-            Panel("Runs", "none", (), "The runs flmon's ServerApp wrapper reports.", "row"),
             Panel("Run active", "bool_yes_no", (Query(f"max(fl_run_active{s})", "active"),),
                   "1 while a run is in progress.", "stat"),
             Panel("Current round", "none", (Query(f"max(fl_current_round{s})", "round"),
@@ -229,7 +228,8 @@ def _panels(cfg: FlmonConfig, name: str) -> list[Panel]:
 
 
 def _federation_row(cfg: FlmonConfig) -> list[Panel]:
-    """SuperLink, nodes and runs as ``flmon watch`` sees them (between runs too)."""
+    """The federation row: SuperLink, nodes and runs as ``flmon watch`` sees them (between
+    runs too), at the top of the overview."""
     if not cfg.scrape.watch.enabled:
         return []
     w = r.watch_selector(cfg)
@@ -237,8 +237,6 @@ def _federation_row(cfg: FlmonConfig) -> list[Panel]:
     running = r.watch_selector(cfg, 'status="running"')
     failed = r.watch_selector(cfg, 'result="failed"')
     return [
-        Panel("Federation", "none", (), "The SuperLink, its nodes and runs (flmon watch).",
-              "row"),
         Panel("SuperLink up", "bool_yes_no",
               (Query(f"max(fl_superlink_up{w})", "up"),),
               "1 when flmon watch's last Control API poll of the SuperLink succeeded.", "stat"),
@@ -267,9 +265,6 @@ def _federation_row(cfg: FlmonConfig) -> list[Panel]:
 
 
 def _panel_json(panel: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
-    if panel.kind == "row":
-        return {"id": pid, "type": "row", "title": panel.title, "collapsed": False,
-                "gridPos": grid, "panels": []}
     defaults: dict[str, Any] = {"unit": panel.unit}
     if panel.max is not None:
         defaults["min"] = 0
@@ -307,8 +302,8 @@ def _layout(panels: list[Panel]) -> list[dict[str, Any]]:
     x = y = 0
     row_h = 0
     for pid, panel in enumerate(panels, start=1):
-        w, h = {"stat": (6, 4), "row": (24, 1)}.get(panel.kind, (12, 8))
-        if x + w > 24 or (panel.kind == "row" and x > 0):
+        w, h = (6, 4) if panel.kind == "stat" else (12, 8)
+        if x + w > 24:
             x, y, row_h = 0, y + row_h, 0
         out.append(_panel_json(panel, pid, {"h": h, "w": w, "x": x, "y": y}))
         x += w
