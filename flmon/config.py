@@ -214,7 +214,7 @@ class Scrape(_Model):
         seen: dict[str, str] = {}
         for where, job in jobs:
             if job in seen:
-                raise ValueError(f"{where} must differ from {seen[job]} (both are {job!r}): "
+                raise ValueError(f"{where}: must differ from {seen[job]} (both are {job!r}): "
                                  "series of different sources would merge and sums double")
             seen[job] = where
         return self
@@ -495,6 +495,9 @@ def _loc(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
     return ".".join(parts), message
 
 
+_SCRAPE_FIELD_RE = re.compile(r"^((?:live|pushgateway|watch)\.[a-z_]+): ")
+
+
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
@@ -506,6 +509,11 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
             for part in message.split("; "):
                 sub, _, text = part.partition(": ")
                 out.append(_loc((*loc, *sub.split(".")), text))
+            continue
+        scrape_field = _SCRAPE_FIELD_RE.match(message)
+        if err["type"] == "value_error" and loc[-1:] == ("scrape",) and scrape_field:
+            out.append(_loc((*loc, *scrape_field.group(1).split(".")),
+                            message[scrape_field.end():]))
             continue
         if err["type"] == "value_error" and message.split(".")[0] in ALERT_NAMES:
             sub, _, text = message.partition(": ")
