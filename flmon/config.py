@@ -183,9 +183,12 @@ class PushgatewayScrape(_Model):
 
 
 class WatchScrape(_Model):
-    """``flmon watch``: the SuperLink's runs and nodes, scraped always (between runs too)."""
+    """``flmon watch``: the SuperLink's runs and nodes, scraped always (between runs too).
 
-    enabled: bool = True
+    Off unless enabled: FLSuperLinkDown would page about a watch that is not deployed.
+    """
+
+    enabled: bool = False
     job: JobName = "flmon-watch"
     targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9465"], min_length=1)
     auth: ScrapeAuth = Field(default_factory=ScrapeAuth)

@@ -90,9 +90,11 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
      "lifecycle.stale_after", "Prometheus duration"),
     ("stale_after of zero", {"lifecycle__stale_after": "0s"}, "lifecycle.stale_after",
      "longer than 0s"),
-    ("watch job equal to the live job", {"scrape__watch__job": "flmon-exporter"},
+    ("watch job equal to the live job",
+     {"scrape__watch__job": "flmon-exporter", "scrape__watch__enabled": True},
      "scrape.watch.job", "must differ from live.job"),
-    ("watch job equal to the pushed job", {"scrape__watch__job": "flmon"},
+    ("watch job equal to the pushed job",
+     {"scrape__watch__job": "flmon", "scrape__watch__enabled": True},
      "scrape.watch.job", "must differ from pushgateway.pushed_job"),
     ("PromQL injection in the watch job", {"scrape__watch__job": 'w"} or vector(1'},
      "scrape.watch.job", "job name"),
@@ -207,7 +209,9 @@ def test_lifecycle_and_watch_defaults() -> None:
     cfg = parse_config(minimal_data())
     assert cfg.lifecycle.stale_after == "30m"
     watch = cfg.scrape.watch
-    assert (watch.enabled, watch.job, watch.targets) == (True, "flmon-watch", ["127.0.0.1:9465"])
+    assert (watch.enabled, watch.job, watch.targets) == (False, "flmon-watch",
+                                                         ["127.0.0.1:9465"])
+    assert parse_config(example_data()).scrape.watch.enabled  # the shipped stack runs it
     assert cfg.alerts.FLPrivacyLeakage.threshold == 0.6
     assert cfg.alerts.FLRunFailed.window == "15m"
     assert cfg.alerts.FLSuperLinkDown.severity == "critical"

@@ -69,7 +69,7 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
         scrape__interval="1s",
         scrape__live__targets=[f"127.0.0.1:{dead_port}"],
         scrape__pushgateway__targets=[f"127.0.0.1:{pg_port}"],
-        scrape__watch__targets=[f"127.0.0.1:{dead_port}"],
+        scrape__watch__enabled=True, scrape__watch__targets=[f"127.0.0.1:{dead_port}"],
         prometheus__evaluation_interval="1s",
         alertmanager__targets=[f"127.0.0.1:{dead_port}"],
         alerts__FLLowTrainingAccuracy=fast, alerts__FLModelAccuracyDropped=fast,
