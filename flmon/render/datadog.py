@@ -133,6 +133,18 @@ def dashboard(cfg: FlmonConfig) -> dict[str, Any]:
                 [f"sum:{m('fl_round_duration_seconds', 'sum')}{t}.as_count() / "
                  f"sum:{m('fl_round_duration_seconds', 'count')}{t}.as_count()"], "seconds"),
     ]
+    if cfg.scrape.watch.enabled:  # flmon watch: the federation between runs too
+        widgets = [
+            _widget("SuperLink up", [f"max:{m('fl_superlink_up')}{t}"], "0 or 1"),
+            _widget("Nodes by status", [f"max:{m('fl_supernodes')}{t} by {{status}}"]),
+            _widget("Node liveness", [f"min:{m('fl_supernode_online')}{t} by {{client}}"],
+                    "0 or 1"),
+            _widget("Runs by status", [f"max:{m('fl_runs')}{t} by {{status}}"]),
+            *widgets,
+        ]
+    widgets.append(_widget("Privacy attack AUC",
+                           [f"max:{m('fl_privacy_attack_auc')}{t} by {{attack,dp}}"],
+                           "ratio 0..1"))
     return {
         "description": f"{HEADER}. Federation {fed}.",
         "title": f"flmon / {fed}",
