@@ -918,15 +918,16 @@ def _node_text(fed: str, client: str) -> str:
 
 def _node_cases(tc: TestCtx) -> list[Case]:
     ctx = tc.ctx
-    assert ctx.watch is not None
+    assert ctx.watch is not None  # rendered only with scrape.watch enabled
     fire_at = tc.for_steps + 3
     n = fire_at + 6
 
+    watch = ctx.watch
+
     def node(client: str, values: str) -> Series:
         return Series("fl_supernode_online",
-                      {"job": ctx.watch.job if ctx.watch else "", "instance":
-                       ctx.watch.instance if ctx.watch else "", "federation": ctx.federation,
-                       "client": client}, values)
+                      {"job": watch.job, "instance": watch.instance,
+                       "federation": ctx.federation, "client": client}, values)
 
     exp = Expect(tc.labels(client="site-b"), NODE_SUMMARY, _node_text(ctx.federation, "site-b"))
     back = fire_at + 2
@@ -977,11 +978,12 @@ def _run_failed_cases(tc: TestCtx) -> list[Case]:
     fire_at = fail_at + tc.for_steps + 1
     n = fail_at + w + 4
 
+    watch = ctx.watch
+
     def finished(result: str, values: str) -> Series:
         return Series("fl_runs_finished_total",
-                      {"job": ctx.watch.job if ctx.watch else "", "instance":
-                       ctx.watch.instance if ctx.watch else "", "federation": ctx.federation,
-                       "result": result}, values)
+                      {"job": watch.job, "instance": watch.instance,
+                       "federation": ctx.federation, "result": result}, values)
 
     exp = Expect(tc.labels(), RUN_FAILED_SUMMARY,
                  _run_failed_text(ctx.federation, ctx.window, count(1)))
