@@ -168,6 +168,13 @@ def _accuracy_cases(tc: TestCtx, summary: str, *, low: bool) -> list[Case]:
             f"accuracy {fmt(bad)} is below {fmt(t)}, on every path in use: one alert",
             (*tc.run(n), *tc.on_paths("fl_training_accuracy", const(fmt(bad), n))),
             (*pending, (fire_at, (expect(bad),)))))
+    if t > 0:
+        cases.append(Case(
+            "two runs at once: only the run whose accuracy is low fires",
+            (*tc.run(n), *tc.run(n, run_id="8"),
+             *tc.on_paths("fl_training_accuracy", const(fmt(bad), n)),
+             *tc.on_paths("fl_training_accuracy", const(fmt(ok), n), run_id="8")),
+            ((fire_at, (expect(bad),)),)))
     cases.append(Case(
         f"accuracy {fmt(ok)} is fine",
         (*tc.run(n), *tc.on_paths("fl_training_accuracy", const(fmt(ok), n))),
