@@ -1,4 +1,8 @@
-"""flmon's alerts: one declaration per alert (:mod:`flmon.alerts.declarations`).
+"""flmon's alerts: one declaration per alert, listed in :mod:`flmon.alerts.declarations`.
+
+The declarations live by area: :mod:`~flmon.alerts.quality`, :mod:`~flmon.alerts.progress`,
+:mod:`~flmon.alerts.security`, :mod:`~flmon.alerts.federation`; their shape is
+:class:`~flmon.alerts.spec.Alert`.
 
 The configuration schema (defaults, bounds, windows), the Prometheus rules and their
 promtool tests, the Datadog monitors, the AlertManager inhibitions and the runbook anchors

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from flmon import catalog
-from flmon.alerts import declarations
+from flmon.alerts import exprs as alert_exprs
 from flmon.config import ALERT_NAMES, load_config, parse_config
 from flmon.render import RenderError, grafana, promql, render, rules
 from flmon.render.validate import validate as validate_files
@@ -268,7 +268,7 @@ def test_unknown_metric_in_a_renderer_writes_nothing(
 def test_first_increment_of_a_new_counter_series_counts(
         promtool: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     files = render(parse_config(example_data()))
-    monkeypatch.setattr(declarations, "window_increase",
+    monkeypatch.setattr(alert_exprs, "window_increase",
                         lambda metric, sel, window: f"increase({metric}{sel}[{window}])")
     naive = render(parse_config(example_data()))
     assert naive["rules/flmon-rules.yaml"] != files["rules/flmon-rules.yaml"]
