@@ -61,7 +61,11 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
         tmp_path: Path, render_dir: Callable[[dict[str, Any]], Path]) -> None:
     prometheus = require_tool("prometheus")
     pushgateway = require_tool("prometheus-pushgateway")
-    pg_port, prom_port, dead_port = _free_port(), _free_port(), _free_port()
+    pg_port, prom_port = _free_port(), _free_port()
+    # bound but not listening: nothing else can take the port while the test runs
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
     fast = {"for": "0m"}
     out = render_dir(with_changes(
         minimal_data(),
@@ -101,6 +105,7 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
                 time.sleep(0.5)
             assert wanted <= set(firing), firing
             up = _get(f"{base}/api/v1/query?query=up")["data"]["result"]
+    dead.close()
     dropped = firing["FLModelAccuracyDropped"]
     assert dropped["labels"]["federation"] == "e2e"
     assert dropped["labels"]["run_id"] == "12"  # the run's grouping key
