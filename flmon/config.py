@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,37 +23,23 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
+import flmon.alerts as alerts_mod
+from flmon.alerts.spec import SEVERITIES, Severity, duration_seconds
 from flmon.yamlerrors import describe_yaml_error
 
-Severity = Literal["critical", "warning", "info"]
-SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
+__all__ = ["ALERT_NAMES", "SEVERITIES", "ConfigError", "FlmonConfig", "Severity",
+           "duration_seconds", "load_config", "parse_config"]
 
-ALERT_NAMES: tuple[str, ...] = (
-    "FLLowTrainingAccuracy",
-    "FLModelAccuracyDropped",
-    "FLNoModelUpdates",
-    "FLClientDropout",
-    "FLRoundStalled",
-    "FLClientUpdateAnomaly",
-    "FLPrivacyBudgetNearlyExhausted",
-    "FLPrivacyBudgetExhausted",
-    "FLTelemetryRejected",
-    "FLExporterDown",
-)
-"""Every alert flmon renders, in the order of the rules file."""
+ALERT_NAMES: tuple[str, ...] = alerts_mod.ALERT_NAMES
+"""Every alert flmon renders, in the order of the rules file (declared in flmon.alerts)."""
 
 # --- constrained strings -------------------------------------------------------------
 
-_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
-_DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
-_DURATION_UNITS = {
-    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
-    "y": 31536000.0,
-}
 _FEDERATION_RE = re.compile(r"^[a-z](?:[a-z0-9_-]{0,22}[a-z0-9])?$")
 _IDENT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _JOB_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]{0,62}$")
@@ -77,13 +63,6 @@ def _matching(pattern: re.Pattern[str], what: str) -> Any:
         return value
 
     return AfterValidator(check)
-
-
-def duration_seconds(value: str) -> float:
-    """Return the length of a Prometheus duration such as ``5m`` or ``1h30m`` in seconds."""
-    if not _DURATION_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Prometheus duration such as 30s, 5m or 1h30m")
-    return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART_RE.findall(value))
 
 
 def _check_duration(value: str) -> str:
@@ -204,33 +183,71 @@ class PushgatewayScrape(_Model):
         return self
 
 
+class WatchScrape(_Model):
+    """``flmon watch``: the SuperLink's runs and nodes, scraped always (between runs too).
+
+    Off unless enabled: FLSuperLinkDown would page about a watch that is not deployed.
+    """
+
+    enabled: bool = False
+    job: JobName = "flmon-watch"
+    targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9465"], min_length=1)
+    auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
+
+
 class Scrape(_Model):
     """How Prometheus reaches flmon's metrics."""
 
     interval: Duration = "15s"
     live: LiveScrape = Field(default_factory=LiveScrape)
     pushgateway: PushgatewayScrape = Field(default_factory=PushgatewayScrape)
+    watch: WatchScrape = Field(default_factory=WatchScrape)
 
     @model_validator(mode="after")
     def _one_source(self) -> Scrape:
         if not self.live.enabled and not self.pushgateway.enabled:
             raise ValueError("enable at least one of live and pushgateway")
-        if self.live.enabled and self.pushgateway.enabled and (
-            self.live.job in (self.pushgateway.job, self.pushgateway.pushed_job)
-        ):
-            raise ValueError("live.job must differ from pushgateway.job and "
-                             "pushgateway.pushed_job, or sums double")
+        jobs: list[tuple[str, str]] = []
+        if self.live.enabled:
+            jobs.append(("live.job", self.live.job))
+        if self.pushgateway.enabled:
+            jobs += [("pushgateway.job", self.pushgateway.job),
+                     ("pushgateway.pushed_job", self.pushgateway.pushed_job)]
+        if self.watch.enabled:
+            jobs.append(("watch.job", self.watch.job))
+        seen: dict[str, str] = {}
+        for where, job in jobs:
+            if job in seen:
+                raise ValueError(f"{where}: must differ from {seen[job]} (both are {job!r}): "
+                                 "series of different sources would merge and sums double")
+            seen[job] = where
         return self
 
     @property
     def metric_jobs(self) -> tuple[str, ...]:
-        """``job`` values of the ``fl_*`` series (live exporter, then pushed)."""
+        """``job`` values of the ServerApp's ``fl_*`` series (live exporter, then pushed)."""
         jobs: list[str] = []
         if self.live.enabled:
             jobs.append(self.live.job)
         if self.pushgateway.enabled:
             jobs.append(self.pushgateway.pushed_job)
         return tuple(jobs)
+
+
+class Lifecycle(_Model):
+    """How long the alerts of an ended run last."""
+
+    stale_after: Duration = "30m"
+    """Alerts of an ended run (other than those about a run in progress, which resolve at
+    its end) resolve this long after it ended; ``flmon watch`` deletes the run's
+    Pushgateway group then."""
+
+    @field_validator("stale_after")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if duration_seconds(value) <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 # --- alerts --------------------------------------------------------------------------
@@ -256,57 +273,15 @@ class AlertSettings(_Model):
         return value
 
 
-_ALERT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "FLLowTrainingAccuracy": {"severity": "warning", "for": "5m", "threshold": 0.85,
-                              "team": "ml"},
-    "FLModelAccuracyDropped": {"severity": "critical", "for": "5m", "threshold": 0.80,
-                               "team": "ml"},
-    "FLNoModelUpdates": {"severity": "warning", "for": "5m", "window": "30m", "team": "ml"},
-    "FLClientDropout": {"severity": "warning", "for": "5m", "threshold": 3, "window": "30m",
-                        "team": "platform"},
-    "FLRoundStalled": {"severity": "warning", "for": "1m", "threshold": 1800,
-                       "team": "platform"},
-    "FLClientUpdateAnomaly": {"severity": "warning", "for": "0m", "threshold": 3.5,
-                              "window": "30m", "team": "security"},
-    "FLPrivacyBudgetNearlyExhausted": {"severity": "warning", "for": "0m", "threshold": 0.8,
-                                       "team": "security"},
-    "FLPrivacyBudgetExhausted": {"severity": "critical", "for": "0m", "team": "security"},
-    "FLTelemetryRejected": {"severity": "warning", "for": "0m", "threshold": 0,
-                            "window": "15m", "team": "security"},
-    "FLExporterDown": {"severity": "critical", "for": "5m", "team": "platform"},
-}
-
-# (lower, upper) bounds per thresholded alert, and whether the alert uses a window.
-_THRESHOLD_BOUNDS: dict[str, tuple[float, float]] = {
-    "FLLowTrainingAccuracy": (0.0, 1.0),
-    "FLModelAccuracyDropped": (0.0, 1.0),
-    "FLClientDropout": (1.0, 1e6),
-    "FLRoundStalled": (1.0, 1e7),
-    "FLClientUpdateAnomaly": (0.0, 1e6),
-    "FLPrivacyBudgetNearlyExhausted": (0.0, 1.0),
-    "FLTelemetryRejected": (0.0, 1e9),
-}
-_WINDOWED = {"FLNoModelUpdates", "FLClientDropout", "FLClientUpdateAnomaly", "FLTelemetryRejected"}
+_ALERT_DEFAULTS: dict[str, dict[str, Any]] = {a.name: a.defaults() for a in alerts_mod.ALERTS}
 
 
 def _alert_field(name: str) -> Any:
     return Field(default_factory=lambda: AlertSettings.model_validate(_ALERT_DEFAULTS[name]))
 
 
-class Alerts(_Model):
-    """Per-alert settings; an alert left out keeps its defaults."""
-
-    FLLowTrainingAccuracy: AlertSettings = _alert_field("FLLowTrainingAccuracy")
-    FLModelAccuracyDropped: AlertSettings = _alert_field("FLModelAccuracyDropped")
-    FLNoModelUpdates: AlertSettings = _alert_field("FLNoModelUpdates")
-    FLClientDropout: AlertSettings = _alert_field("FLClientDropout")
-    FLRoundStalled: AlertSettings = _alert_field("FLRoundStalled")
-    FLClientUpdateAnomaly: AlertSettings = _alert_field("FLClientUpdateAnomaly")
-    FLPrivacyBudgetNearlyExhausted: AlertSettings = _alert_field(
-        "FLPrivacyBudgetNearlyExhausted")
-    FLPrivacyBudgetExhausted: AlertSettings = _alert_field("FLPrivacyBudgetExhausted")
-    FLTelemetryRejected: AlertSettings = _alert_field("FLTelemetryRejected")
-    FLExporterDown: AlertSettings = _alert_field("FLExporterDown")
+class _AlertsBase(_Model):
+    """Per-alert settings; an alert left out keeps its defaults (fields: one per alert)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -323,11 +298,12 @@ class Alerts(_Model):
         return merged
 
     @model_validator(mode="after")
-    def _check_values(self) -> Alerts:
+    def _check_values(self) -> _AlertsBase:
         problems: list[str] = []
-        for name in ALERT_NAMES:
+        for alert in alerts_mod.ALERTS:
+            name = alert.name
             settings: AlertSettings = getattr(self, name)
-            bounds = _THRESHOLD_BOUNDS.get(name)
+            bounds = alert.bounds
             if bounds is None and settings.threshold is not None:
                 problems.append(f"{name}.threshold: this alert takes no threshold")
             elif bounds is not None:
@@ -336,11 +312,11 @@ class Alerts(_Model):
                 elif not bounds[0] <= settings.threshold <= bounds[1]:
                     problems.append(f"{name}.threshold: must be within {bounds[0]:g}.."
                                     f"{bounds[1]:g}, got {settings.threshold:g}")
-            if name in _WINDOWED and settings.window is None:
+            if alert.windowed and settings.window is None:
                 problems.append(f"{name}.window: required")
-            if name not in _WINDOWED and settings.window is not None:
+            if not alert.windowed and settings.window is not None:
                 problems.append(f"{name}.window: this alert takes no window")
-        low, drop = self.FLLowTrainingAccuracy, self.FLModelAccuracyDropped
+        low, drop = self.get("FLLowTrainingAccuracy"), self.get("FLModelAccuracyDropped")
         if (low.threshold is not None and drop.threshold is not None
                 and drop.threshold > low.threshold):
             problems.append("FLModelAccuracyDropped.threshold: must not exceed "
@@ -358,6 +334,14 @@ class Alerts(_Model):
     def enabled(self) -> tuple[str, ...]:
         """Names of the enabled alerts, in rules-file order."""
         return tuple(n for n in ALERT_NAMES if self.get(n).enabled)
+
+
+if TYPE_CHECKING:
+    Alerts = _AlertsBase
+else:
+    Alerts = create_model(
+        "Alerts", __base__=_AlertsBase, __doc__=_AlertsBase.__doc__,
+        **{name: (AlertSettings, _alert_field(name)) for name in ALERT_NAMES})
 
 
 # --- notifications -------------------------------------------------------------------
@@ -480,6 +464,7 @@ class FlmonConfig(_Model):
     version: Literal[1] = 1
     federation: Federation
     scrape: Scrape = Field(default_factory=Scrape)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     alerts: Alerts = Field(default_factory=Alerts)
     slack: Slack
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
@@ -514,6 +499,9 @@ def _loc(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
     return ".".join(parts), message
 
 
+_SCRAPE_FIELD_RE = re.compile(r"^((?:live|pushgateway|watch)\.[a-z_]+): ")
+
+
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
@@ -525,6 +513,11 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
             for part in message.split("; "):
                 sub, _, text = part.partition(": ")
                 out.append(_loc((*loc, *sub.split(".")), text))
+            continue
+        scrape_field = _SCRAPE_FIELD_RE.match(message)
+        if err["type"] == "value_error" and loc[-1:] == ("scrape",) and scrape_field:
+            out.append(_loc((*loc, *scrape_field.group(1).split(".")),
+                            message[scrape_field.end():]))
             continue
         if err["type"] == "value_error" and message.split(".")[0] in ALERT_NAMES:
             sub, _, text = message.partition(": ")

@@ -63,8 +63,8 @@ def alertmanager_config(cfg: FlmonConfig) -> dict[str, Any]:
     inhibit: list[dict[str, Any]] = [
         {"source_matchers": [f'alertname="{src}"'],
          "target_matchers": [f'alertname="{dst}"'],
-         "equal": ["federation", "job"]}
-        for src, dst in INHIBITIONS
+         "equal": list(equal)}
+        for src, dst, equal in INHIBITIONS
     ]
     inhibit.append({"source_matchers": ['severity="critical"'],
                     "target_matchers": ['severity="warning"'],

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flmon import catalog
+from flmon import alerts, catalog
 from flmon.config import FlmonConfig, duration_seconds
-from flmon.render.rules import AlertRule, alert_rules
+from flmon.render.rules import AlertRule, alert_ctx, alert_rules
 from flmon.render.templating import HEADER, dump_json, render_template
 
 _WINDOWS: tuple[tuple[int, str], ...] = (
@@ -41,67 +41,8 @@ def dd_window(duration: str, minimum: int = 300) -> str:
     return _WINDOWS[-1][1]
 
 
-def _queries(cfg: FlmonConfig) -> dict[str, tuple[str, str, float]]:
-    """``{alert: (monitor type, query, critical threshold)}``."""
-    a = cfg.alerts
-    f = f"{{federation:{cfg.federation.name}}}"
-
-    def m(name: str) -> str:
-        return dd_metric(cfg, name)
-
-    def thr(name: str) -> float:
-        value = a.get(name).threshold
-        assert value is not None
-        return value
-
-    def win(name: str) -> str:
-        settings = a.get(name)
-        return dd_window(settings.window or settings.for_)
-
-    def num(value: float) -> str:
-        return f"{value:g}"
-
-    acc_w = dd_window(a.FLLowTrainingAccuracy.for_)
-    stall_w = dd_window(f"{int(thr('FLRoundStalled'))}s")
-    drop_w = dd_window(a.FLModelAccuracyDropped.for_)
-    ratio = f"max:{m('fl_dp_epsilon_spent')}{f} / max:{m('fl_dp_epsilon_budget')}{f}"
-    return {
-        "FLLowTrainingAccuracy": (
-            "query alert", f"max(last_{acc_w}):max:{m('fl_training_accuracy')}{f} < "
-            f"{num(thr('FLLowTrainingAccuracy'))}", thr("FLLowTrainingAccuracy")),
-        "FLModelAccuracyDropped": (
-            "query alert", f"max(last_{drop_w}):max:{m('fl_training_accuracy')}{f} < "
-            f"{num(thr('FLModelAccuracyDropped'))}", thr("FLModelAccuracyDropped")),
-        "FLNoModelUpdates": (
-            "query alert", f"sum(last_{win('FLNoModelUpdates')}):"
-            f"sum:{m('fl_model_updates_total')}{f}.as_count() < 1", 1.0),
-        "FLClientDropout": (
-            "query alert", f"sum(last_{win('FLClientDropout')}):"
-            f"sum:{m('fl_client_failures_total')}{f} by {{client}}.as_count() >= "
-            f"{num(thr('FLClientDropout'))}", thr("FLClientDropout")),
-        "FLRoundStalled": (
-            "query alert", f"min(last_{stall_w}):"
-            f"min:{m('fl_round_in_progress')}{f} >= 1", 1.0),
-        "FLClientUpdateAnomaly": (
-            "query alert", f"max(last_5m):max:{m('fl_client_anomaly_score')}{f} by {{client}} "
-            f"> {num(thr('FLClientUpdateAnomaly'))}", thr("FLClientUpdateAnomaly")),
-        "FLPrivacyBudgetNearlyExhausted": (
-            "query alert", f"max(last_5m):{ratio} >= "
-            f"{num(thr('FLPrivacyBudgetNearlyExhausted'))}",
-            thr("FLPrivacyBudgetNearlyExhausted")),
-        "FLPrivacyBudgetExhausted": ("query alert", f"max(last_5m):{ratio} >= 1", 1.0),
-        "FLTelemetryRejected": (
-            "query alert", f"sum(last_{win('FLTelemetryRejected')}):"
-            f"sum:{m('fl_telemetry_rejected_total')}{f} by {{reason}}.as_count() > "
-            f"{num(thr('FLTelemetryRejected'))}", thr("FLTelemetryRejected")),
-        "FLExporterDown": (
-            "service check", f'"openmetrics.health".over("federation:{cfg.federation.name}")'
-            f'.by("endpoint").last(2).count_by_status()', 1.0),
-    }
-
-
 def _message(cfg: FlmonConfig, rule: AlertRule) -> str:
-    per_client = rule.alert in {"FLClientDropout", "FLClientUpdateAnomaly"}
+    per_client = alerts.get(rule.alert).per_client
     who = " (client {{client.name}})" if per_client else ""
     lines = [
         f"{{{{#is_alert}}}}{rule.summary} in federation {cfg.federation.name}{who}."
@@ -120,11 +61,11 @@ def _message(cfg: FlmonConfig, rule: AlertRule) -> str:
 
 def monitors(cfg: FlmonConfig) -> dict[str, dict[str, Any]]:
     """``{alert name: monitor}`` for every enabled alert."""
-    queries = _queries(cfg)
     fed = cfg.federation.name
     out: dict[str, dict[str, Any]] = {}
     for rule in alert_rules(cfg):
-        kind, query, critical = queries[rule.alert]
+        monitor = alerts.get(rule.alert).monitor(alert_ctx(cfg, alerts.get(rule.alert)))
+        kind, query, critical = monitor.type, monitor.query, monitor.critical
         options: dict[str, Any] = {
             "thresholds": {"critical": critical},
             "notify_no_data": False,
@@ -192,6 +133,18 @@ def dashboard(cfg: FlmonConfig) -> dict[str, Any]:
                 [f"sum:{m('fl_round_duration_seconds', 'sum')}{t}.as_count() / "
                  f"sum:{m('fl_round_duration_seconds', 'count')}{t}.as_count()"], "seconds"),
     ]
+    if cfg.scrape.watch.enabled:  # flmon watch: the federation between runs too
+        widgets = [
+            _widget("SuperLink up", [f"max:{m('fl_superlink_up')}{t}"], "0 or 1"),
+            _widget("Nodes by status", [f"max:{m('fl_supernodes')}{t} by {{status}}"]),
+            _widget("Node liveness", [f"min:{m('fl_supernode_online')}{t} by {{client}}"],
+                    "0 or 1"),
+            _widget("Runs by status", [f"max:{m('fl_runs')}{t} by {{status}}"]),
+            *widgets,
+        ]
+    widgets.append(_widget("Privacy attack AUC",
+                           [f"max:{m('fl_privacy_attack_auc')}{t} by {{attack,dp}}"],
+                           "ratio 0..1"))
     return {
         "description": f"{HEADER}. Federation {fed}.",
         "title": f"flmon / {fed}",
@@ -204,12 +157,20 @@ def dashboard(cfg: FlmonConfig) -> dict[str, Any]:
     }
 
 
+def _watch_endpoints(cfg: FlmonConfig) -> list[str]:
+    watch = cfg.scrape.watch
+    if not watch.enabled:
+        return []
+    return [f"{watch.auth.scheme}://{target}/metrics" for target in watch.targets]
+
+
 def render_datadog(cfg: FlmonConfig) -> dict[str, str]:
     """``{relative path: text}`` of the Datadog outputs."""
     out = {
         "datadog/conf.yaml": render_template(
             "datadog/conf.yaml", federation=cfg.federation.name,
             endpoint=cfg.datadog.openmetrics_endpoint, namespace=cfg.datadog.namespace,
+            watch_endpoints=_watch_endpoints(cfg),
             tags=sorted({f"federation:{cfg.federation.name}", *cfg.datadog.tags})),
         "datadog/dashboard.json": dump_json(dashboard(cfg)),
     }

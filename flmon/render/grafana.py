@@ -64,8 +64,9 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
     sc = r.selector(cfg, 'client=~"$client"')
     fed = f'{{federation="{cfg.federation.name}"}}'
     ri = "$__rate_interval"
+    d = r.dedupe  # both paths carry the same series: one value per label set
     if name == "overview":
-        return [
+        return [*_federation_row(cfg),
             Panel("Run active", "bool_yes_no", (Query(f"max(fl_run_active{s})", "active"),),
                   "1 while a run is in progress.", "stat"),
             Panel("Current round", "none", (Query(f"max(fl_current_round{s})", "round"),
@@ -77,30 +78,34 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
             Panel("Nodes connected", "none", (Query(f"max(fl_nodes_connected{s})", "nodes"),),
                   "Nodes the SuperLink reported as connected.", "stat"),
             Panel("Accuracy", "percentunit",
-                  (Query(f"max by (job) (fl_training_accuracy{s})", "training {{job}}"),
-                   Query(f"max by (job) (fl_evaluation_accuracy{s})", "evaluation {{job}}"),
-                   Query(f"max by (job) (fl_centralized_accuracy{s})", "centralized {{job}}")),
+                  (Query(f"max by (run_id) (fl_training_accuracy{s})", "training run {{run_id}}"),
+                   Query(f"max by (run_id) (fl_evaluation_accuracy{s})",
+                         "evaluation run {{run_id}}"),
+                   Query(f"max by (run_id) (fl_centralized_accuracy{s})",
+                         "centralized run {{run_id}}")),
                   "Aggregated accuracy per round (the alert lines are "
-                  f"{r.percent(cfg.alerts.FLLowTrainingAccuracy.threshold or 0)} and "
-                  f"{r.percent(cfg.alerts.FLModelAccuracyDropped.threshold or 0)}).", max=1.0,
+                  f"{r.percent(cfg.alerts.get('FLLowTrainingAccuracy').threshold or 0)} and "
+                  f"{r.percent(cfg.alerts.get('FLModelAccuracyDropped').threshold or 0)}).",
+                  max=1.0,
                   lines=(("FLLowTrainingAccuracy",
-                          cfg.alerts.FLLowTrainingAccuracy.threshold or 0),
+                          cfg.alerts.get("FLLowTrainingAccuracy").threshold or 0),
                          ("FLModelAccuracyDropped",
-                          cfg.alerts.FLModelAccuracyDropped.threshold or 0))),
+                          cfg.alerts.get("FLModelAccuracyDropped").threshold or 0))),
             Panel("Loss", "none",
-                  (Query(f"max by (job) (fl_training_loss{s})", "training {{job}}"),
-                   Query(f"max by (job) (fl_evaluation_loss{s})", "evaluation {{job}}"),
-                   Query(f"max by (job) (fl_centralized_loss{s})", "centralized {{job}}")),
+                  (Query(f"max by (run_id) (fl_training_loss{s})", "training run {{run_id}}"),
+                   Query(f"max by (run_id) (fl_evaluation_loss{s})", "evaluation run {{run_id}}"),
+                   Query(f"max by (run_id) (fl_centralized_loss{s})",
+                         "centralized run {{run_id}}")),
                   "Aggregated loss per round."),
             Panel("Rounds per hour", "short",
-                  (Query(f"sum by (job) (rate(fl_rounds_completed_total{s}[{ri}])) * 3600",
-                         "{{job}}"),),
+                  (Query(f"sum by (run_id) ({d(f'rate(fl_rounds_completed_total{s}[{ri}])')})"
+                         " * 3600", "run {{run_id}}"),),
                   "Rounds completed per hour."),
             Panel("Round duration", "s",
                   (Query("histogram_quantile(0.5, sum by (le) "
-                         f"(rate(fl_round_duration_seconds_bucket{s}[{ri}])))", "p50"),
+                         f"({d(f'rate(fl_round_duration_seconds_bucket{s}[{ri}])')}))", "p50"),
                    Query("histogram_quantile(0.9, sum by (le) "
-                         f"(rate(fl_round_duration_seconds_bucket{s}[{ri}])))", "p90"),
+                         f"({d(f'rate(fl_round_duration_seconds_bucket{s}[{ri}])')}))", "p90"),
                    Query(f"max by (phase) (fl_round_phase_duration_seconds{s})",
                          "last {{phase}} phase")),
                   "Wall time of rounds and of the last round's phases."),
@@ -113,13 +118,15 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                   (Query(f"max by (phase) ({r.CLIENTS_FAILED_RATIO}{fed})", "{{phase}}"),),
                   "Share of the sampled clients that failed (recording rule).", max=1.0),
             Panel("Model updates per second", "cps",
-                  (Query(f"sum by (job) (rate(fl_model_updates_total{s}[{ri}]))", "{{job}}"),),
+                  (Query(f"sum by (run_id) ({d(f'rate(fl_model_updates_total{s}[{ri}])')})",
+                         "run {{run_id}}"),),
                   "Model updates passed to aggregation."),
             Panel("Aggregation failures and quarantined replies", "cps",
-                  (Query(f"sum by (phase) (rate(fl_aggregation_failures_total{s}[{ri}]))",
+                  (Query("sum by (phase) "
+                         f"({d(f'rate(fl_aggregation_failures_total{s}[{ri}])')})",
                          "aggregation failed {{phase}}"),
                    Query("sum by (phase, reason) "
-                         f"(rate(fl_replies_quarantined_total{s}[{ri}]))",
+                         f"({d(f'rate(fl_replies_quarantined_total{s}[{ri}])')})",
                          "quarantined {{phase}} {{reason}}")),
                   "Phases whose aggregation failed, and replies set aside before it."),
         ]
@@ -131,8 +138,10 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                   (Query(f"max(fl_clients_folded_total{s})", "folded"),),
                   "Distinct clients beyond the cardinality cap.", "stat"),
             Panel("Client failures per second", "cps",
-                  (Query(f"sum by (client, error) (rate(fl_client_failures_total{sc}[{ri}]))\n"
-                         f"or\nsum by (client) (rate(fl_client_replies_total{sc}[{ri}])) * 0",
+                  (Query("sum by (client, error) "
+                         f"({d(f'rate(fl_client_failures_total{sc}[{ri}])')})\n"
+                         "or\nsum by (client) "
+                         f"({d(f'rate(fl_client_replies_total{sc}[{ri}])')}) * 0",
                          "{{client}} {{error}}"),),
                   "Failures by client and Flower error code (0 for clients without "
                   "failures: error codes appear with their first failure)."),
@@ -154,43 +163,51 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                          "{{client}} {{phase}}"),),
                   "Time each ClientApp spent on its last message."),
             Panel("Examples per second", "cps",
-                  (Query(f"sum by (client) (rate(fl_client_examples_total{sc}[{ri}]))",
+                  (Query(f"sum by (client) ({d(f'rate(fl_client_examples_total{sc}[{ri}])')})",
                          "{{client}}"),),
                   "Examples clients reported (num-examples)."),
             Panel("Bytes received per second", "Bps",
-                  (Query(f"sum by (client) (rate(fl_bytes_received_total{sc}[{ri}]))",
+                  (Query(f"sum by (client) ({d(f'rate(fl_bytes_received_total{sc}[{ri}])')})",
                          "{{client}}"),
-                   Query(f"sum(rate(fl_bytes_sent_total{s}[{ri}]))", "sent to clients")),
+                   Query(f"sum({d(f'rate(fl_bytes_sent_total{s}[{ri}])')})",
+                         "sent to clients")),
                   "Array bytes exchanged with clients."),
             Panel("Local epochs", "none",
                   (Query(f"max by (client) (fl_client_local_epochs{sc})", "{{client}}"),),
                   "Local epochs each client ran in the last round."),
             Panel("ClientApp errors per second", "cps",
-                  (Query(f"sum by (client) (rate(fl_client_errors_total{sc}[{ri}]))",
+                  (Query(f"sum by (client) ({d(f'rate(fl_client_errors_total{sc}[{ri}])')})",
                          "{{client}}"),),
                   "Errors the ClientApps reported in telemetry."),
         ]
     return [
+        Panel("Privacy attack AUC", "percentunit",
+              (Query(f"max by (attack, dp) (fl_privacy_attack_auc{fed})",
+                     "{{attack}} DP {{dp}}"),),
+              "ROC AUC of the membership-inference attack of the last privacy test (0.5 is "
+              f"chance; alert above "
+              f"{cfg.alerts.get('FLPrivacyLeakage').threshold or 0:g}).", "stat", 1.0),
         Panel("Privacy budget used", "percentunit",
               (Query(f"max({r.DP_BUDGET_RATIO}{fed})", "used"),),
               "Share of the epsilon budget spent (recording rule).", "stat", 1.0),
         Panel("Epsilon spent", "none", (Query(f"max(fl_dp_epsilon_spent{s})", "spent"),),
               "Differential-privacy epsilon spent so far.", "stat"),
         Panel("Anomalous updates (window)", "none",
-              (Query("sum(" + r.window_increase(
+              (Query("sum(" + d(r.window_increase(
                   "fl_anomalous_updates_total", s,
-                  cfg.alerts.FLClientUpdateAnomaly.window or "30m") + ")", "updates"),),
+                  cfg.alerts.get("FLClientUpdateAnomaly").window or "30m")) + ")", "updates"),),
               "Updates flagged by the server in the alert's window.", "stat"),
         Panel("Telemetry rejected (window)", "none",
-              (Query("sum(" + r.window_increase(
+              (Query("sum(" + d(r.window_increase(
                   "fl_telemetry_rejected_total", s,
-                  cfg.alerts.FLTelemetryRejected.window or "15m") + ")", "records"),),
+                  cfg.alerts.get("FLTelemetryRejected").window or "15m")) + ")", "records"),),
               "Client telemetry records or fields rejected in the alert's window.", "stat"),
         Panel("Anomaly score per client", "none",
               (Query(f"max by (client) (fl_client_anomaly_score{sc})", "{{client}}"),),
               "Robust z-score of each client's update norm (alert above "
-              f"{cfg.alerts.FLClientUpdateAnomaly.threshold or 0:g}).",
-              lines=(("FLClientUpdateAnomaly", cfg.alerts.FLClientUpdateAnomaly.threshold or 0),)),
+              f"{cfg.alerts.get('FLClientUpdateAnomaly').threshold or 0:g}).",
+              lines=(("FLClientUpdateAnomaly",
+                      cfg.alerts.get("FLClientUpdateAnomaly").threshold or 0),)),
         Panel("Update norm per client", "none",
               (Query(f"max by (client) (fl_client_update_norm{sc})", "{{client}}"),
                Query(f"max(fl_update_norm_median{s})", "median")),
@@ -200,7 +217,7 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                      "{{client}}"),),
               "Similarity of each client's update to the round's mean update (-1..1)."),
         Panel("Anomalous updates per second", "cps",
-              (Query(f"sum by (client) (rate(fl_anomalous_updates_total{sc}[{ri}]))",
+              (Query(f"sum by (client) ({d(f'rate(fl_anomalous_updates_total{sc}[{ri}])')})",
                      "{{client}}"),),
               "Updates whose anomaly score crossed the server's threshold."),
         Panel("Epsilon spent and budget", "none",
@@ -214,14 +231,52 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                Query(f"max(fl_dp_delta{s})", "delta")),
               "Settings of the DP strategy."),
         Panel("Telemetry rejected per second", "cps",
-              (Query(f"sum by (reason) (rate(fl_telemetry_rejected_total{s}[{ri}]))",
+              (Query(f"sum by (reason) ({d(f'rate(fl_telemetry_rejected_total{s}[{ri}])')})",
                      "{{reason}}"),),
               "Client telemetry dropped as malformed, by reason."),
         Panel("Security events and quarantined replies per second", "cps",
-              (Query(f"sum by (kind) (rate(fl_security_events_total{s}[{ri}]))", "{{kind}}"),
-               Query(f"sum by (reason) (rate(fl_replies_quarantined_total{s}[{ri}]))",
+              (Query(f"sum by (kind) ({d(f'rate(fl_security_events_total{s}[{ri}])')})",
+                     "{{kind}}"),
+               Query(f"sum by (reason) ({d(f'rate(fl_replies_quarantined_total{s}[{ri}])')})",
                      "quarantined {{reason}}")),
               "Security events logged by flmon and replies set aside before aggregation."),
+    ]
+
+
+def _federation_row(cfg: FlmonConfig) -> list[Panel]:
+    """The federation row: SuperLink, nodes and runs as ``flmon watch`` sees them (between
+    runs too), at the top of the overview."""
+    if not cfg.scrape.watch.enabled:
+        return []
+    w = r.watch_selector(cfg)
+    online = r.watch_selector(cfg, 'status="online"')
+    running = r.watch_selector(cfg, 'status="running"')
+    failed = r.watch_selector(cfg, 'result="failed"')
+    return [
+        Panel("SuperLink up", "bool_yes_no",
+              (Query(f"max(fl_superlink_up{w})", "up"),),
+              "1 when flmon watch's last Control API poll of the SuperLink succeeded.", "stat"),
+        Panel("Nodes online", "none",
+              (Query(f"max(fl_supernodes{online})",
+                     "online"),),
+              "SuperNodes the SuperLink reports online.", "stat"),
+        Panel("Runs running", "none",
+              (Query(f"max(fl_runs{running})",
+                     "running"),),
+              "Runs in progress on the SuperLink.", "stat"),
+        Panel("Runs failed (24h)", "none",
+              (Query("max(increase(fl_runs_finished_total"
+                     f"{failed}[24h]))", "failed"),),
+              "Runs that ended with the failed sub-status in the last 24 hours.", "stat"),
+        Panel("Nodes by status", "none",
+              (Query(f"max by (status) (fl_supernodes{w})", "{{status}}"),),
+              "SuperNodes per status: registered, online, offline, unregistered."),
+        Panel("Runs by status", "none",
+              (Query(f"max by (status) (fl_runs{w})", "{{status}}"),),
+              "Runs per status: pending, starting, running, completed, failed, stopped."),
+        Panel("Node liveness", "bool_yes_no",
+              (Query(f"max by (client) (fl_supernode_online{w})", "{{client}}"),),
+              "1 while the node is online, 0 while offline (FLNodeOffline).", max=1.0),
     ]
 
 

@@ -29,6 +29,10 @@ def prometheus_yml(cfg: FlmonConfig) -> str:
         pushed_job=sc.pushgateway.pushed_job,
         pushgateway_targets=sc.pushgateway.targets,
         pushgateway_auth=sc.pushgateway.auth.scrape_fields(),
+        watch_enabled=sc.watch.enabled,
+        watch_job=sc.watch.job,
+        watch_targets=sc.watch.targets,
+        watch_auth=sc.watch.auth.scrape_fields(),
     )
 
 

@@ -97,6 +97,11 @@ def test_receiver_channels_follow_the_config() -> None:
     pairs = [(i["source_matchers"], i["target_matchers"]) for i in doc["inhibit_rules"]]
     assert (['alertname="FLModelAccuracyDropped"'], ['alertname="FLLowTrainingAccuracy"']) in pairs
     assert (['severity="critical"'], ['severity="warning"']) in pairs
+    rules = {(i["source_matchers"][0], i["target_matchers"][0]): i["equal"]
+             for i in doc["inhibit_rules"]}
+    assert rules[('alertname="FLModelAccuracyDropped"', 'alertname="FLLowTrainingAccuracy"')] == [
+        "federation", "run_id"]
+    assert rules[('alertname="FLSuperLinkDown"', 'alertname="FLNodeOffline"')] == ["federation"]
 
 
 # --- a real AlertManager delivering to a loopback Slack receiver ----------------------
@@ -145,12 +150,14 @@ def test_alertmanager_delivers_readable_slack_messages(
 
         alerts = [alert("FLModelAccuracyDropped", "critical", "ml"),
                   alert("FLLowTrainingAccuracy", "warning", "ml"),
-                  alert("FLClientUpdateAnomaly", "warning", "security", client="site-b")]
+                  alert("FLClientUpdateAnomaly", "warning", "security", client="site-b"),
+                  alert("FLSuperLinkDown", "critical", "platform"),
+                  alert("FLNodeOffline", "warning", "platform", client="site-c")]
         request = urllib.request.Request(f"{base}/api/v2/alerts",
                                          data=json.dumps(alerts).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5).close()
-        slack.wait_for_count(3, timeout=20)
+        slack.wait_for_count(4, timeout=20)
         time.sleep(2)  # room for an inhibited message to show up, were it not inhibited
     finally:
         proc.terminate()
@@ -160,7 +167,8 @@ def test_alertmanager_delivers_readable_slack_messages(
     for p in payloads:
         by_channel.setdefault(p["channel"], []).append(p)
     assert sorted(by_channel) == ["#fl-alerts", "#fl-critical", "#fl-security"], payloads
-    critical = by_channel["#fl-critical"][0]["attachments"][0]
+    critical = next(p["attachments"][0] for p in by_channel["#fl-critical"]
+                    if "FLModelAccuracyDropped" in p["attachments"][0]["title"])
     assert critical["title"] == (
         "[FIRING:1] FLModelAccuracyDropped (critical) in federation default")
     assert critical["color"] == "danger"
@@ -173,3 +181,7 @@ def test_alertmanager_delivers_readable_slack_messages(
     assert "client `site-b`" in anomaly[0]["text"] and "*Client:* site-b" in anomaly[0]["text"]
     # FLModelAccuracyDropped (critical) inhibits FLLowTrainingAccuracy (warning)
     assert not [p for p in payloads if "FLLowTrainingAccuracy" in p["attachments"][0]["title"]]
+    # FLSuperLinkDown inhibits FLNodeOffline of the same federation: one page, the cause
+    assert [p for p in by_channel["#fl-critical"]
+            if "FLSuperLinkDown" in p["attachments"][0]["title"]]
+    assert not [p for p in payloads if "FLNodeOffline" in p["attachments"][0]["title"]]

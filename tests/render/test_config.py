@@ -86,6 +86,28 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
      "alerts.FLExporterDown.threshold", "no threshold"),
     ("unknown alert", {"alerts__FLSomethingElse": {"enabled": True}},
      "alerts.FLSomethingElse", "unknown key"),
+    ("stale_after not a duration", {"lifecycle__stale_after": "half an hour"},
+     "lifecycle.stale_after", "Prometheus duration"),
+    ("stale_after of zero", {"lifecycle__stale_after": "0s"}, "lifecycle.stale_after",
+     "longer than 0s"),
+    ("watch job equal to the live job",
+     {"scrape__watch__job": "flmon-exporter", "scrape__watch__enabled": True},
+     "scrape.watch.job", "must differ from live.job"),
+    ("watch job equal to the pushed job",
+     {"scrape__watch__job": "flmon", "scrape__watch__enabled": True},
+     "scrape.watch.job", "must differ from pushgateway.pushed_job"),
+    ("PromQL injection in the watch job", {"scrape__watch__job": 'w"} or vector(1'},
+     "scrape.watch.job", "job name"),
+    ("watch target with a path", {"scrape__watch__targets": ["127.0.0.1:9465/x"]},
+     "scrape.watch.targets.0", "host:port"),
+    ("watch basic auth without a password file", {"scrape__watch__auth": {"username": "u"}},
+     "scrape.watch.auth", "go together"),
+    ("FLRunFailed without a window", {"alerts__FLRunFailed__window": None},
+     "alerts.FLRunFailed.window", "required"),
+    ("FLPrivacyLeakage below chance", {"alerts__FLPrivacyLeakage__threshold": 0.4},
+     "alerts.FLPrivacyLeakage.threshold", "within 0.5..1"),
+    ("FLNodeOffline takes no threshold", {"alerts__FLNodeOffline__threshold": 1},
+     "alerts.FLNodeOffline.threshold", "no threshold"),
 ]
 
 
@@ -181,3 +203,19 @@ def test_config_from_the_environment(tmp_path: Path) -> None:
 ])
 def test_types_are_not_coerced(change: dict[str, Any], field: str) -> None:
     assert field in _problems(with_changes(minimal_data(), **change))
+
+
+def test_lifecycle_and_watch_defaults() -> None:
+    cfg = parse_config(minimal_data())
+    assert cfg.lifecycle.stale_after == "30m"
+    watch = cfg.scrape.watch
+    assert (watch.enabled, watch.job, watch.targets) == (False, "flmon-watch",
+                                                         ["127.0.0.1:9465"])
+    assert parse_config(example_data()).scrape.watch.enabled  # the shipped stack runs it
+    assert cfg.alerts.FLPrivacyLeakage.threshold == 0.6
+    assert cfg.alerts.FLRunFailed.window == "15m"
+    assert cfg.alerts.FLSuperLinkDown.severity == "critical"
+    # the settings keep their defaults when a partial entry overrides one of them
+    partial = parse_config(with_changes(minimal_data(), alerts__FLNodeOffline={"for": "5m"}))
+    assert partial.alerts.FLNodeOffline.for_ == "5m"
+    assert partial.alerts.FLNodeOffline.team == "platform"

@@ -67,7 +67,10 @@ def test_grafana_units_match_the_catalog() -> None:
             for target in panel["targets"]:
                 names = re.findall(r"\b(fl_[a-z_]+)\{", target["expr"])
                 for name in names:
-                    spec = catalog.BY_NAME.get(name.removesuffix("_bucket"))
+                    base = name.removesuffix("_bucket")
+                    if base.endswith("_created"):  # a counter's creation time
+                        base = base.removesuffix("_created") + "_total"
+                    spec = catalog.BY_NAME.get(base)
                     assert spec is not None, name
                     if spec.unit == "ratio" and panel["title"] != "Epsilon spent":
                         assert unit == "percentunit", panel["title"]
@@ -135,6 +138,11 @@ def test_datadog_monitors_deserialize_and_query_the_right_metrics() -> None:
         "FLPrivacyBudgetExhausted": "flmon.fl_dp_epsilon_budget{federation:default} >= 1",
         "FLTelemetryRejected": "flmon.fl_telemetry_rejected.count{federation:default}",
         "FLExporterDown": '"openmetrics.health".over("federation:default")',
+        "FLSuperLinkDown": "max:flmon.fl_superlink_up{federation:default} < 1",
+        "FLNodeOffline": "min:flmon.fl_supernode_online{federation:default} by {client} < 1",
+        "FLRunFailed": "flmon.fl_runs_finished.count{federation:default,result:failed}",
+        "FLPrivacyLeakage": "flmon.fl_privacy_attack_auc{federation:default} by {attack,dp} "
+                            "> 0.6",
     }
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -172,6 +180,12 @@ def test_datadog_dashboard_and_check_config() -> None:
     assert "prometheus_url" not in instance
     assert instance["namespace"] == "flmon"
     assert "federation:default" in instance["tags"]
+    watch = conf["instances"][1]  # flmon watch, scraped between runs too
+    assert watch["openmetrics_endpoint"] == "http://127.0.0.1:9465/metrics"
+    assert watch["namespace"] == "flmon" and "federation:default" in watch["tags"]
+    titles = [w.definition.get_oneof_instance().title for w in dashboard.widgets]
+    assert {"SuperLink up (0 or 1)", "Nodes by status", "Runs by status",
+            "Privacy attack AUC (ratio 0..1)"} <= set(titles)
 
 
 def test_datadog_namespace_comes_from_the_config() -> None:

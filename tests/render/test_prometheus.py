@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from flmon import catalog
+from flmon.alerts import exprs as alert_exprs
 from flmon.config import ALERT_NAMES, load_config, parse_config
 from flmon.render import RenderError, grafana, promql, render, rules
 from flmon.render.validate import validate as validate_files
@@ -26,6 +27,9 @@ from .conftest import (
     with_changes,
 )
 
+WATCH_ALERTS = {"FLSuperLinkDown", "FLNodeOffline", "FLRunFailed"}
+"""Rendered only with scrape.watch enabled (off by default, on in the example)."""
+
 DASHBOARD_VARS = {"$__rate_interval": "5m", "$client": ".*"}
 
 
@@ -37,7 +41,7 @@ def _all_rules(path: Path) -> list[dict[str, Any]]:
 def test_promtool_checks_the_rules_file(promtool: str) -> None:
     result = run_tool(promtool, "check", "rules", str(REPO / "rules/flmon-rules.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 15 rules found" in result.stdout
+    assert "SUCCESS: 19 rules found" in result.stdout
 
 
 def test_promtool_checks_the_prometheusrule_spec(promtool: str, tmp_path: Path) -> None:
@@ -67,7 +71,7 @@ def test_every_alert_has_labels_annotations_and_a_runbook_section() -> None:
         anchor = alert["annotations"]["runbook_url"].split("#", 1)[1]
         assert f"## {alert['alert']}\n" in runbooks and anchor == alert["alert"].lower()
     per_client = {a["alert"] for a in alerts if "$labels.client" in a["annotations"]["description"]}
-    assert per_client == {"FLClientDropout", "FLClientUpdateAnomaly"}
+    assert per_client == {"FLClientDropout", "FLClientUpdateAnomaly", "FLNodeOffline"}
 
 
 def test_seed_thresholds_and_severities() -> None:
@@ -142,8 +146,10 @@ def test_tests_fail_when_the_nan_guard_is_missing(
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     for group in doc["groups"]:
         for rule in group["rules"]:
-            if rule.get("alert") == "FLModelAccuracyDropped":
-                rule["expr"] = rule["expr"].split("\nor\n")[0]  # only `< 0.8`
+            if rule.get("alert") == "FLModelAccuracyDropped":  # keep only `< 0.8`
+                rule["expr"] = re.sub(r"\nor\nfl_training_accuracy\{[^}]*\} != "
+                                      r"fl_training_accuracy\{[^}]*\}", "", rule["expr"])
+                assert "!=" not in rule["expr"]
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     result = run_tool(promtool, "test", "rules",
                       str(out / "rules/tests/FLModelAccuracyDropped.yaml"))
@@ -157,7 +163,7 @@ def test_prometheus_yml(promtool: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
-    assert set(jobs) == {"flmon-exporter", "flmon-pushgateway"}
+    assert set(jobs) == {"flmon-exporter", "flmon-pushgateway", "flmon-watch"}
     assert jobs["flmon-pushgateway"]["honor_labels"] is True
     assert "honor_labels" not in jobs["flmon-exporter"]
     for job in jobs.values():
@@ -262,7 +268,7 @@ def test_unknown_metric_in_a_renderer_writes_nothing(
 def test_first_increment_of_a_new_counter_series_counts(
         promtool: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     files = render(parse_config(example_data()))
-    monkeypatch.setattr(rules, "window_increase",
+    monkeypatch.setattr(alert_exprs, "window_increase",
                         lambda metric, sel, window: f"increase({metric}{sel}[{window}])")
     naive = render(parse_config(example_data()))
     assert naive["rules/flmon-rules.yaml"] != files["rules/flmon-rules.yaml"]
@@ -333,7 +339,100 @@ def test_edge_configs_pass_their_own_tests(
     out = render_dir(with_changes(minimal_data(), **changes))
     tests = sorted(out.glob("rules/tests/*.yaml"))
     enabled = {name for name in ALERT_NAMES
-               if changes.get(f"alerts__{name}", {}).get("enabled", True)}
+               if changes.get(f"alerts__{name}", {}).get("enabled", True)} - WATCH_ALERTS
     assert {t.stem for t in tests} == enabled
     result = run_tool(promtool, "test", "rules", *map(str, tests))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- one problem, one alert; the run's life ------------------------------------------
+
+# (what the rules lose, how, the alerts whose promtool cases must then fail)
+MUTATIONS: dict[str, tuple[Callable[[str], str], set[str]]] = {
+    "rules keep the job label (one alert per path)": (
+        lambda text: text.replace("max without (job, instance)", "max without (instance)"),
+        {"FLClientDropout", "FLLowTrainingAccuracy", "FLModelAccuracyDropped",
+         "FLRoundStalled", "FLTelemetryRejected"}),
+    "alerts of an ended run never go stale": (
+        lambda text: re.sub(r"\n *unless on \(federation, run_id\)\n *\(\(time\(\) - max by "
+                            r"\(federation, run_id\) \(fl_run_end_timestamp_seconds\{[^}]*\} > "
+                            r"0\)\) > 1800\)", "", text),
+        {"FLClientUpdateAnomaly", "FLLowTrainingAccuracy", "FLModelAccuracyDropped",
+         "FLPrivacyBudgetExhausted"}),
+    "alerts about a run in progress outlive the run": (
+        lambda text: re.sub(r"\n *and on \(federation, run_id\)\n *\(min by \(federation, "
+                            r"run_id\) \(fl_run_active\{[^}]*\}\) == 1\)", "", text),
+        {"FLClientDropout", "FLNoModelUpdates", "FLRoundStalled"}),
+    "new series counted by 'unless offset' (history after a restart)": (
+        lambda text: re.sub(r"and \(time\(\) - (\w+)_created(\{[^}]*\})\) < \d+\)",
+                            lambda m: f"unless {m.group(1)}_total{m.group(2)} offset 30m)", text),
+        {"FLClientDropout", "FLTelemetryRejected"}),
+    "FLNoModelUpdates without a whole window observed": (
+        lambda text: text.replace(" offset 30m) == 1", ") == 1"), {"FLNoModelUpdates"}),
+}
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_promtool_cases_catch_rules_that_double_or_outlive_a_problem(
+        promtool: str, tmp_path: Path, name: str) -> None:
+    mutate, must_fail = MUTATIONS[name]
+    files = render(load_config(EXAMPLE))
+    (tmp_path / "tests").mkdir()
+    text = files["rules/flmon-rules.yaml"]
+    mutated = mutate(text)
+    assert mutated != text
+    (tmp_path / "flmon-rules.yaml").write_text(mutated, encoding="utf-8")
+    failed = set()
+    for alert in ALERT_NAMES:
+        test = tmp_path / "tests" / f"{alert}.yaml"
+        test.write_text(files[f"rules/tests/{alert}.yaml"], encoding="utf-8")
+        if run_tool(promtool, "test", "rules", str(test)).returncode != 0:
+            failed.add(alert)
+    assert failed == must_fail
+
+
+def test_a_config_unlike_the_example_passes_its_own_tests(
+        promtool: str, render_dir: Callable[[dict[str, Any]], Path]) -> None:
+    out = render_dir(with_changes(
+        minimal_data(),
+        scrape__live__job="fl-live", scrape__live__targets=["10.0.0.5:9000"],
+        scrape__pushgateway__enabled=False,
+        scrape__watch__enabled=True, scrape__watch__job="fl-superlink-watch",
+        scrape__watch__targets=["10.0.0.6:9100"],
+        lifecycle__stale_after="10m",
+    ))
+    rules_text = (out / "rules/flmon-rules.yaml").read_text(encoding="utf-8")
+    assert 'job="fl-live",federation="hospitals_eu"' in rules_text
+    assert 'job="fl-superlink-watch",federation="hospitals_eu"' in rules_text
+    assert "flmon-pushgateway" not in rules_text and 'job="flmon"' not in rules_text
+    doc = yaml.safe_load((out / "prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    assert [j["job_name"] for j in doc["scrape_configs"]] == ["fl-live", "fl-superlink-watch"]
+    result = run_tool(promtool, "check", "config", str(out / "prometheus/prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests = sorted(out.glob("rules/tests/*.yaml"))
+    assert {t.stem for t in tests} == set(ALERT_NAMES)
+    result = run_tool(promtool, "test", "rules", *map(str, tests))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_without_the_watch_its_alerts_are_not_rendered(
+        render_dir: Callable[[dict[str, Any]], Path]) -> None:
+    out = render_dir(with_changes(minimal_data(), scrape__watch__enabled=False))
+    names = {r.get("alert") for r in _all_rules(out / "rules/flmon-rules.yaml")} - {None}
+    assert names == set(ALERT_NAMES) - {"FLSuperLinkDown", "FLNodeOffline",
+                                               "FLRunFailed"}
+    doc = yaml.safe_load((out / "prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    assert [j["job_name"] for j in doc["scrape_configs"]] == ["flmon-exporter",
+                                                             "flmon-pushgateway"]
+
+
+def test_every_declared_alert_has_a_runbook_whose_first_query_names_catalog_metrics() -> None:
+    text = (REPO / "docs/runbooks.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## (FL\w+)\n(.*?)(?=^## |\Z)", text, re.M | re.S))
+    assert list(sections) == list(ALERT_NAMES)
+    for name, body in sections.items():
+        queries = re.findall(r"```promql\n(.*?)```", body, re.S)
+        assert queries, f"{name}: no first query"
+        for line in queries[0].strip().splitlines():
+            assert promql.metric_names(line), f"{name}: {line}"
+            assert not promql.unknown_metrics(line, rules.RECORDING_RULE_NAMES), (name, line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import urllib.request
@@ -55,7 +56,11 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
         tmp_path: Path, render_dir: Callable[[dict[str, Any]], Path]) -> None:
     prometheus = require_tool("prometheus")
     pushgateway = require_tool("prometheus-pushgateway")
-    pg_port, prom_port, dead_port = free_port(), free_port(), free_port()
+    pg_port, prom_port = free_port(), free_port()
+    # bound but not listening: nothing else can take the port while the test runs
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
     fast = {"for": "0m"}
     out = render_dir(with_changes(
         minimal_data(),
@@ -63,16 +68,21 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
         scrape__interval="1s",
         scrape__live__targets=[f"127.0.0.1:{dead_port}"],
         scrape__pushgateway__targets=[f"127.0.0.1:{pg_port}"],
+        scrape__watch__enabled=True, scrape__watch__targets=[f"127.0.0.1:{dead_port}"],
         prometheus__evaluation_interval="1s",
         alertmanager__targets=[f"127.0.0.1:{dead_port}"],
         alerts__FLLowTrainingAccuracy=fast, alerts__FLModelAccuracyDropped=fast,
     ))
     with _process([pushgateway, f"--web.listen-address=127.0.0.1:{pg_port}"],
                   f"http://127.0.0.1:{pg_port}/-/ready", "Pushgateway"):
+        # A counter created now (its _created time says so): its first increment counts.
         body = ("# TYPE fl_training_accuracy gauge\nfl_training_accuracy 0.5\n"
                 "# TYPE fl_telemetry_rejected_total counter\n"
-                'fl_telemetry_rejected_total{reason="unknown_key"} 1\n')
-        push = urllib.request.Request(f"http://127.0.0.1:{pg_port}/metrics/job/flmon",
+                'fl_telemetry_rejected_total{reason="unknown_key"} 1\n'
+                "# TYPE fl_telemetry_rejected_created gauge\n"
+                f'fl_telemetry_rejected_created{{reason="unknown_key"}} {time.time()}\n')
+        push = urllib.request.Request(
+            f"http://127.0.0.1:{pg_port}/metrics/job/flmon/run_id/12",
                                       data=body.encode(), method="PUT")
         urllib.request.urlopen(push, timeout=5).close()
         base = f"http://127.0.0.1:{prom_port}"
@@ -90,14 +100,17 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
                 time.sleep(0.5)
             assert wanted <= set(firing), firing
             up = _get(f"{base}/api/v1/query?query=up")["data"]["result"]
+    dead.close()
     dropped = firing["FLModelAccuracyDropped"]
     assert dropped["labels"]["federation"] == "e2e"
-    assert dropped["labels"]["job"] == "flmon"  # the pushed job, kept by honor_labels
+    assert dropped["labels"]["run_id"] == "12"  # the run's grouping key
+    assert "job" not in dropped["labels"]  # one alert whichever path carried the value
     assert dropped["labels"]["severity"] == "critical"
     assert dropped["annotations"]["description"].startswith(
-        "Aggregated training accuracy of federation e2e dropped to 50% (flmon)")
+        "Aggregated training accuracy of run 12 of federation e2e dropped to 50%")
     assert firing["FLTelemetryRejected"]["labels"]["reason"] == "unknown_key"
     jobs = {(s["metric"]["job"], s["metric"]["federation"]) for s in up}
-    assert jobs == {("flmon-exporter", "e2e"), ("flmon-pushgateway", "e2e")}
+    assert jobs == {("flmon-exporter", "e2e"), ("flmon-pushgateway", "e2e"),
+                    ("flmon-watch", "e2e")}
     # the live exporter is down, but no run is active: no FLExporterDown
     assert "FLExporterDown" not in firing
