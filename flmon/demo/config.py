@@ -90,39 +90,13 @@ def demo_config(
     }
 
 
-def watch_scrape_supported() -> bool:
-    """Whether ``flmon.yaml`` has ``scrape.watch`` (rendered into prometheus.yml)."""
-    from flmon.config import Scrape
-
-    return "watch" in Scrape.model_fields
-
-
 def with_watch(config: dict[str, Any], watch_target: str) -> dict[str, Any]:
-    """``config`` with ``scrape.watch`` pointing at the demo's ``flmon watch``, when the
-    configuration knows that key (else :func:`add_watch_job` adds the job after rendering)."""
+    """``config`` with ``scrape.watch`` pointing at the demo's ``flmon watch``."""
     if not watch_target.startswith("127.0.0.1:"):
         raise ValueError(f"demo targets are loopback only, got {watch_target!r}")
-    if not watch_scrape_supported():
-        return config
     scrape = {**config["scrape"],
               "watch": {"enabled": True, "job": WATCH_JOB, "targets": [watch_target]}}
     return {**config, "scrape": scrape}
-
-
-def add_watch_job(prometheus_yml: Path, federation: str, watch_target: str) -> bool:
-    """Add the ``flmon-watch`` scrape job to a rendered ``prometheus.yml`` that lacks it.
-
-    Returns True when the job was added. Labels as every flmon job: ``federation``.
-    """
-    config = yaml.safe_load(prometheus_yml.read_text())
-    jobs = config.setdefault("scrape_configs", [])
-    if any(job.get("job_name") == WATCH_JOB for job in jobs):
-        return False
-    jobs.append({"job_name": WATCH_JOB, "static_configs": [
-        {"targets": [watch_target], "labels": {"federation": federation}}]})
-    header = ("# rendered by flmon render; the flmon-watch job added by flmon demo\n")
-    prometheus_yml.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return True
 
 
 def write_config(config: dict[str, Any], path: Path) -> Path:

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from flmon.config import FlmonConfig, parse_config
-from flmon.demo.config import add_watch_job, demo_config, with_watch, write_config
+from flmon.demo.config import demo_config, with_watch, write_config
 from flmon.harness.alertmanager import AlertManager
 from flmon.harness.flower import FlowerFederation
 from flmon.harness.ports import LOOPBACK, free_port
@@ -101,6 +101,7 @@ class DemoStack:
         self.exporter_port = free_port()
         self.watch_port = free_port()
         self.watch: WatchProcess | None = None
+        self._with_flower = True
         self.slack = SlackReceiver(on_message=on_slack)
         self.pushgateway = Pushgateway(workdir=self.workdir / "pushgateway")
         self.alertmanager: AlertManager | None = None
@@ -128,6 +129,7 @@ class DemoStack:
 
     def start(self, with_flower: bool = True) -> DemoStack:
         """Start everything (Flower last); on failure stop what was started and raise."""
+        self._with_flower = with_flower
         self._prepare_workdir()
         try:
             self._stack.enter_context(self.slack)
@@ -181,21 +183,20 @@ class DemoStack:
         marker.write_text("made by flmon demo; emptied by the next demo run here\n")
 
     def _render(self, webhook_file: Path, alertmanager_target: str) -> None:
-        raw = with_watch(demo_config(
+        raw = demo_config(
             self.federation,
             live_target=self.exporter_address,
             pushgateway_target=self.pushgateway.address,
             alertmanager_target=alertmanager_target,
             webhook_url_file=webhook_file,
             alert_overrides=self.alert_overrides,
-        ), self.watch_address)
+        )
+        if self._with_flower:  # flmon watch runs next to the demo's SuperLink
+            raw = with_watch(raw, self.watch_address)
         config_path = write_config(raw, self.workdir / "flmon.yaml")
         self.config = parse_config(raw, str(config_path))
         shutil.rmtree(self.render_dir, ignore_errors=True)
         self.rendered = render_into(self.config, self.render_dir)
-        # Until flmon.yaml's scrape.watch renders the job, the demo adds it.
-        add_watch_job(self.render_dir / "prometheus" / "prometheus.yml", self.federation,
-                      self.watch_address)
 
     def start_flower(self) -> FlowerFederation:
         """Start the SuperLink and SuperNodes."""

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from flmon.demo.app import federation_view
-from flmon.demo.config import WATCH_JOB, add_watch_job
+from flmon.demo.config import WATCH_JOB
 from flmon.demo.stack import DemoStack
 
 pytestmark = pytest.mark.slow
@@ -31,14 +31,3 @@ def test_the_demo_summary_shows_the_federation_as_prometheus_sees_it(tmp_path: P
                        "failed 0, stopped 0")
     [watch_job] = [j for j in jobs if j["job_name"] == WATCH_JOB]
     assert watch_job["static_configs"][0]["labels"] == {"federation": "hospitals"}
-
-
-def test_the_watch_job_is_added_once(tmp_path: Path) -> None:
-    path = tmp_path / "prometheus.yml"
-    path.write_text("global: {}\nscrape_configs:\n  - job_name: flmon-exporter\n")
-    assert add_watch_job(path, "banks", "127.0.0.1:9465") is True
-    assert add_watch_job(path, "banks", "127.0.0.1:9465") is False
-    jobs = yaml.safe_load(path.read_text())["scrape_configs"]
-    assert [j["job_name"] for j in jobs] == ["flmon-exporter", WATCH_JOB]
-    assert jobs[1]["static_configs"] == [{"targets": ["127.0.0.1:9465"],
-                                          "labels": {"federation": "banks"}}]
