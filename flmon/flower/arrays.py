@@ -10,7 +10,9 @@ hundred bytes) and checks that the buffer holds exactly the data it announces;
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +40,28 @@ class Layout:
     @property
     def size(self) -> int:
         """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
+
+
+MAGIC = b"\x93NUMPY"
+MAX_HEADER_BYTES = 10_000
+"""numpy's own limit on a ``.npy`` header (``np.load``'s default ``max_header_size``)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_header(header: bytes) -> tuple[np.dtype[np.generic], tuple[int, ...], bool]:
+    """Parse a whole ``.npy`` header (magic included); cached, as every client of a round
+    sends the same few headers and numpy parses them with ``ast.literal_eval``."""
+    stream = io.BytesIO(header)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, SyntaxError...
+        raise ArrayFormatError(f"unreadable .npy header: {type(exc).__name__}") from None
+    return dtype, tuple(int(n) for n in shape), bool(fortran)
 
 
 def layout(array: Array) -> Layout:
@@ -54,25 +77,20 @@ def layout(array: Array) -> Layout:
     if array.stype != NUMPY_STYPE:
         raise ArrayFormatError(f"serialisation type {array.stype!r}, expected {NUMPY_STYPE}")
     data = array.data
-    if not isinstance(data, bytes):
-        raise ArrayFormatError("array data is not bytes")
-    stream = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise ArrayFormatError(f".npy version {version} not accepted")
-    except ArrayFormatError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, SyntaxError...
-        raise ArrayFormatError(f"unreadable .npy header: {type(exc).__name__}") from None
+    if not isinstance(data, bytes) or len(data) < 10 or data[:6] != MAGIC:
+        raise ArrayFormatError("not a .npy buffer")
+    if data[6:8] == b"\x01\x00":
+        start, size = 10, int.from_bytes(data[8:10], "little")
+    elif data[6:8] == b"\x02\x00":
+        start, size = 12, int.from_bytes(data[8:12], "little")
+    else:
+        raise ArrayFormatError(f".npy version {data[6]}.{data[7]} not accepted")
+    if size > MAX_HEADER_BYTES or start + size > len(data):
+        raise ArrayFormatError("unreadable .npy header: too long")
+    dtype, shape, fortran = _parse_header(data[:start + size])
     if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
         raise ArrayFormatError(f"dtype {dtype.str} is not a numeric model dtype")
-    found = Layout(dtype=dtype, shape=tuple(int(n) for n in shape),
-                   fortran_order=bool(fortran), offset=stream.tell())
+    found = Layout(dtype=dtype, shape=shape, fortran_order=fortran, offset=start + size)
     expected = found.offset + found.size * dtype.itemsize
     if len(data) != expected:
         raise ArrayFormatError(f"{len(data)} bytes, expected {expected} for "

@@ -13,7 +13,8 @@ What a reply is judged against is settled from evidence one client cannot manufa
   established in an earlier round of the same phase: once there is one, a reply that
   differs is set aside whatever the count (a shape is established by a strict majority
   of at least :data:`MIN_ESTABLISHING_VOTES` agreeing replies);
-- in a round without one, the shape a strict majority of the well-formed replies share;
+- in a round without one, the shape a strict majority of the well-formed replies share
+  (a majority of the nodes the phase was sent to, when the caller says how many);
 - otherwise nothing: when no shape has a strict majority (1 vs 1, 2 vs 2, three
   different sets...) the guard cannot tell honest from hostile, sets every reply aside
   as ``undecided_metric_keys`` and the round aggregates nothing (the global model stays
@@ -60,8 +61,8 @@ QUARANTINE_REASONS = (
 SCALAR = -1
 """Kind of a number value in a :data:`MetricShape` (a list has its length instead)."""
 MIN_ESTABLISHING_VOTES = 2
-"""Agreeing replies needed before a round's shape judges later rounds: a lone reply
-(its peers failed or timed out) is aggregated, but does not set the rule."""
+"""Agreeing replies needed before a round's shape judges later rounds: the lone reply
+of a one-node round is aggregated, but does not set the rule."""
 
 MetricShape = frozenset[tuple[str, int]]
 """A MetricRecord's keys, each with :data:`SCALAR` or the length of its list."""
@@ -187,14 +188,14 @@ def _array_problem(arrays: ArrayRecord, expected: Mapping[str, Layout | None]) -
     return None
 
 
-def _settle(shapes: list[MetricShape], reference: MetricShape | None
+def _settle(shapes: list[MetricShape], reference: MetricShape | None, electorate: int
             ) -> tuple[MetricShape | None, bool]:
     """The shape to judge the round against (None: cannot be settled), and whether it is
     evidence enough to judge later rounds by."""
     if reference is not None:
         return reference, True
     shape, count = Counter(shapes).most_common(1)[0]
-    if 2 * count > len(shapes):
+    if 2 * count > max(electorate, len(shapes)):
         return shape, count >= MIN_ESTABLISHING_VOTES
     return None, False
 
@@ -222,6 +223,7 @@ def triage(
     global_arrays: ArrayRecord | None = None,
     weighted_by_key: str | None = None,
     reference: MetricShape | None = None,
+    selected: int = 0,
     limits: Limits = Limits(),
 ) -> Triage:
     """Split one phase's replies into kept, error and quarantined ones.
@@ -243,6 +245,11 @@ def triage(
     reference
         The metric shape established in an earlier round of this phase (the first
         :attr:`Triage.reference` that was not None), or None.
+    selected
+        How many nodes the phase was sent to. Without a ``reference``, a shape must be
+        shared by more than half of the well-formed replies and of the nodes that sent
+        none (error replies, no reply): a lone reply whose peers failed or timed out is
+        not a majority. Replies set aside on their own merits are not counted.
     limits
         Bounds on keys, list lengths and weights.
 
@@ -268,7 +275,11 @@ def triage(
             candidates.append((msg, shape, weight))
     if not candidates:
         return result
-    settled, establishes = _settle([shape for _, shape, _ in candidates], reference)
+    # Nodes that failed or never replied count against a shape; replies set aside on
+    # their own merits (oversized, non-finite...) do not, so they cannot force a tie.
+    electorate = selected - len(result.quarantined)
+    settled, establishes = _settle([shape for _, shape, _ in candidates], reference,
+                                   electorate)
     agreed: list[tuple[Message, float | None]] = []
     for msg, shape, weight in candidates:
         if settled is None:

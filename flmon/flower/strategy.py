@@ -289,7 +289,8 @@ class InstrumentedStrategy(Strategy):
             sorted_ = triage(replies, is_train=phase == "train",
                              global_arrays=self._sent_arrays if phase == "train" else None,
                              weighted_by_key=weight_key,
-                             reference=self._reference.get(phase))
+                             reference=self._reference.get(phase),
+                             selected=len(self._selected.get(phase, ())))
             if sorted_.reference is not None:
                 self._reference.setdefault(phase, sorted_.reference)
             for msg, reason in sorted_.quarantined:

@@ -146,9 +146,13 @@ def split_positions(positions: NDArray[np.int64] | None,
     return [positions[cuts[i]:cuts[i + 1]] - bounds[i] for i in range(len(sizes))]
 
 
-def _sum_squares(mine: NDArray[np.generic], ref: NDArray[np.generic], index: int) -> float:
+def _sum_squares(mine: NDArray[np.generic], ref: NDArray[np.generic], index: int,
+                 buffer: NDArray[np.generic] | None = None) -> float:
+    """Sum of squares of ``mine - ref``; raises on any non-finite value of ``mine``."""
     if mine.dtype.kind == "f" and mine.dtype.itemsize >= 4 and mine.dtype == ref.dtype:
-        diff = np.subtract(mine, ref)
+        if buffer is None or buffer.dtype != mine.dtype or buffer.size < mine.size:
+            buffer = np.empty(mine.size, dtype=mine.dtype)
+        diff = np.subtract(mine, ref, out=buffer[:mine.size])
         total = float(np.dot(diff, diff))
         if math.isfinite(total):
             return total
@@ -191,13 +195,18 @@ def summarize_update(
         raise ValueError("positions must have one entry per array")
     squares = 0.0
     parts: list[NDArray[np.float64]] = []
+    buffers: dict[np.dtype[np.generic], NDArray[np.generic]] = {}
     for index, (mine, ref) in enumerate(zip(client, global_, strict=True)):
         if mine.size != ref.size:
             raise MalformedUpdateError(f"array {index}: {mine.size} values, expected {ref.size}")
         flat_mine, flat_ref = mine.reshape(-1), ref.reshape(-1)
+        buffer = buffers.setdefault(mine.dtype, np.empty(min(chunk, max(mine.size, 1)),
+                                                          dtype=mine.dtype))
+        if buffer.size < min(chunk, mine.size):
+            buffer = buffers[mine.dtype] = np.empty(min(chunk, mine.size), dtype=mine.dtype)
         for start in range(0, flat_mine.size, chunk):
             stop = start + chunk
-            squares += _sum_squares(flat_mine[start:stop], flat_ref[start:stop], index)
+            squares += _sum_squares(flat_mine[start:stop], flat_ref[start:stop], index, buffer)
         where = positions[index] if positions is not None else None
         if where is None:
             parts.append(flat_mine.astype(np.float64) - flat_ref.astype(np.float64))
