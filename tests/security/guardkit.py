@@ -71,13 +71,14 @@ def raw_array(ndarray: np.ndarray, dtype: str | None = None,
 
 
 def run(apps: Mapping[int, ClientApp | None], rounds: int = 2,
+        initial_arrays: ArrayRecord | None = None,
         **options: Any) -> tuple[Result, FlmonMetrics]:
     """Flower's own FedAvg loop over ``apps`` in process, wrapped by ``instrument``."""
     metrics = FlmonMetrics(sides=("server", "sink"))
     strategy = instrument(FedAvg(min_available_nodes=1, min_train_nodes=1,
                                  min_evaluate_nodes=1), metrics=metrics, **options)
-    result = strategy.start(grid=InProcessGrid(dict(apps)), initial_arrays=initial(),
-                            num_rounds=rounds)
+    result = strategy.start(grid=InProcessGrid(dict(apps)),
+                            initial_arrays=initial_arrays or initial(), num_rounds=rounds)
     return result, metrics
 
 
