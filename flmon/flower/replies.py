@@ -13,8 +13,9 @@ What a reply is judged against is settled from evidence one client cannot manufa
   established in an earlier round of the same phase: once there is one, a reply that
   differs is set aside whatever the count (a shape is established by a strict majority
   of at least :data:`MIN_ESTABLISHING_VOTES` agreeing replies);
-- in a round without one, the shape a strict majority of the well-formed replies share
-  (a majority of the nodes the phase was sent to, when the caller says how many);
+- in a round without one, the shape a strict majority of the well-formed replies share,
+  if at least 2 replies share it or no other node was asked (a lone reply whose peers
+  failed or timed out settles nothing);
 - otherwise nothing: when no shape has a strict majority (1 vs 1, 2 vs 2, three
   different sets...) the guard cannot tell honest from hostile, sets every reply aside
   as ``undecided_metric_keys`` and the round aggregates nothing (the global model stays
@@ -195,9 +196,11 @@ def _settle(shapes: list[MetricShape], reference: MetricShape | None, electorate
     if reference is not None:
         return reference, True
     shape, count = Counter(shapes).most_common(1)[0]
-    if 2 * count > max(electorate, len(shapes)):
-        return shape, count >= MIN_ESTABLISHING_VOTES
-    return None, False
+    if 2 * count <= len(shapes):
+        return None, False
+    if count < MIN_ESTABLISHING_VOTES and electorate > count:
+        return None, False  # a lone reply while other nodes were asked
+    return shape, count >= MIN_ESTABLISHING_VOTES
 
 
 def _weights_problem(weights: list[float], limits: Limits) -> list[str | None]:
@@ -223,7 +226,7 @@ def triage(
     global_arrays: ArrayRecord | None = None,
     weighted_by_key: str | None = None,
     reference: MetricShape | None = None,
-    selected: int = 0,
+    selected: int | None = None,
     limits: Limits = Limits(),
 ) -> Triage:
     """Split one phase's replies into kept, error and quarantined ones.
@@ -246,10 +249,10 @@ def triage(
         The metric shape established in an earlier round of this phase (the first
         :attr:`Triage.reference` that was not None), or None.
     selected
-        How many nodes the phase was sent to. Without a ``reference``, a shape must be
-        shared by more than half of the well-formed replies and of the nodes that sent
-        none (error replies, no reply): a lone reply whose peers failed or timed out is
-        not a majority. Replies set aside on their own merits are not counted.
+        How many nodes the phase was sent to (None: unknown). Without a ``reference``, a
+        shape shared by a single reply settles the round only if no other node was asked
+        (or every other reply was set aside on its own merits): a lone reply whose peers
+        failed or timed out is not a majority.
     limits
         Bounds on keys, list lengths and weights.
 
@@ -275,9 +278,10 @@ def triage(
             candidates.append((msg, shape, weight))
     if not candidates:
         return result
-    # Nodes that failed or never replied count against a shape; replies set aside on
-    # their own merits (oversized, non-finite...) do not, so they cannot force a tie.
-    electorate = selected - len(result.quarantined)
+    # Nodes asked, less the replies set aside on their own merits (oversized,
+    # non-finite...): those cannot force a tie. Without the count: the replies.
+    electorate = (len(candidates) if selected is None
+                  else selected - len(result.quarantined))
     settled, establishes = _settle([shape for _, shape, _ in candidates], reference,
                                    electorate)
     agreed: list[tuple[Message, float | None]] = []

@@ -28,7 +28,7 @@ from flwr.serverapp.strategy import Result, Strategy
 from flmon import registry_hub, telemetry
 from flmon.flower.arrays import layout, view
 from flmon.flower.recorder import ServerRecorder
-from flmon.flower.replies import MetricShape, triage, weight_of
+from flmon.flower.replies import Limits, MetricShape, triage, weight_of
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
 from flmon.logs import log_context, register_secret, set_global_context
 from flmon.metrics import FlmonMetrics
@@ -102,7 +102,11 @@ class InstrumentedStrategy(Strategy):
     client_identity, pseudonym_key
         ``node_id``, ``pseudonym`` (keyed hash) or ``none``; see :class:`ClientLabeler`.
     quarantine
-        Set aside replies that would end the run or poison the aggregate.
+        Set aside replies that would end the run or poison the aggregate (the reply
+        guard, :mod:`flmon.flower.replies`).
+    reply_limits
+        Bounds of the reply guard (metric keys, list lengths, weights); see
+        :class:`flmon.flower.replies.Limits` for the defaults.
     update_stats
         Compute update norms, cosine similarities and anomaly scores.
     update_sample_size
@@ -132,6 +136,7 @@ class InstrumentedStrategy(Strategy):
         client_identity: ClientIdentity = "node_id",
         pseudonym_key: bytes | str | None = None,
         quarantine: bool = True,
+        reply_limits: Limits | None = None,
         update_stats: bool = True,
         update_sample_size: int | None = AUTO_SAMPLE_SIZE,
         anomaly_threshold: float = DEFAULT_THRESHOLD,
@@ -157,6 +162,7 @@ class InstrumentedStrategy(Strategy):
             anomaly_threshold,
         )
         self.quarantine = quarantine
+        self.reply_limits = reply_limits if reply_limits is not None else Limits()
         self.update_stats = update_stats
         self.update_sample_size = update_sample_size
         gateway = pushgateway if pushgateway is not None else os.environ.get("FLMON_PUSHGATEWAY")
@@ -290,7 +296,8 @@ class InstrumentedStrategy(Strategy):
                              global_arrays=self._sent_arrays if phase == "train" else None,
                              weighted_by_key=weight_key,
                              reference=self._reference.get(phase),
-                             selected=len(self._selected.get(phase, ())))
+                             selected=len(self._selected.get(phase, ())),
+                             limits=self.reply_limits)
             if sorted_.reference is not None:
                 self._reference.setdefault(phase, sorted_.reference)
             for msg, reason in sorted_.quarantined:
@@ -316,15 +323,16 @@ class InstrumentedStrategy(Strategy):
             time.perf_counter() - self._phase_start.get(phase, time.perf_counter())))
         return kept + errors
 
-    @staticmethod
-    def _weights(kept: list[Message], weight_key: str | None) -> dict[int, float] | None:
+    def _weights(self, kept: list[Message], weight_key: str | None
+                 ) -> dict[int, float] | None:
         """Each kept reply's weight by node id, when every one has a valid weight."""
         if weight_key is None:
             return None
         weights: dict[int, float] = {}
         for msg in kept:
             metrics = next(iter(msg.content.metric_records.values()), None)
-            weight = weight_of(metrics, weight_key) if metrics is not None else None
+            weight = (weight_of(metrics, weight_key, self.reply_limits)
+                      if metrics is not None else None)
             if weight is None:
                 return None
             weights[msg.metadata.src_node_id] = weight

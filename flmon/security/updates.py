@@ -60,7 +60,7 @@ WEIGHT_MAD_FLOOR = 0.5
 DEFAULT_THRESHOLD = 3.5
 AUTO_SAMPLE_SIZE = 8192
 """Positions sampled for the reference and the cosines when the caller does not say."""
-CHUNK = 1 << 18
+CHUNK = 1 << 16
 """Elements per chunk when streaming an array."""
 MIN_MAD = 1e-12
 """Absolute floor of every MAD, so that a round of all-zero updates scores 0, not NaN."""
@@ -89,7 +89,8 @@ class UpdateSummary:
     """What is kept of one client's update: its exact norm and its sampled values."""
 
     norm: float
-    sample: NDArray[np.float64]
+    sample: NDArray[np.generic]
+    """The update at the sampled positions (in the model's dtype), or all of it (float64)."""
 
 
 class MalformedUpdateError(ValueError):
@@ -147,17 +148,15 @@ def split_positions(positions: NDArray[np.int64] | None,
 
 
 def _sum_squares(mine: NDArray[np.generic], ref: NDArray[np.generic], index: int,
-                 buffer: NDArray[np.generic] | None = None) -> float:
-    """Sum of squares of ``mine - ref``; raises on any non-finite value of ``mine``."""
+                 buffer: NDArray[np.generic]) -> float:
+    """Sum of squares of ``mine - ref`` (``buffer``: scratch of at least ``mine.size``);
+    raises on any non-finite value."""
     if mine.dtype.kind == "f" and mine.dtype.itemsize >= 4 and mine.dtype == ref.dtype:
-        if buffer is None or buffer.dtype != mine.dtype or buffer.size < mine.size:
-            buffer = np.empty(mine.size, dtype=mine.dtype)
         diff = np.subtract(mine, ref, out=buffer[:mine.size])
         total = float(np.dot(diff, diff))
         if math.isfinite(total):
             return total
-        if not np.isfinite(mine).all():
-            raise MalformedUpdateError(f"array {index}: non-finite values")
+    # integers, float16, or a float32 sum that overflowed or met a non-finite value
     wide = mine.astype(np.float64) - ref.astype(np.float64)
     total = float(np.dot(wide, wide))
     if not math.isfinite(total):
@@ -194,24 +193,23 @@ def summarize_update(
     if positions is not None and len(positions) != len(global_):
         raise ValueError("positions must have one entry per array")
     squares = 0.0
-    parts: list[NDArray[np.float64]] = []
-    buffers: dict[np.dtype[np.generic], NDArray[np.generic]] = {}
+    parts: list[NDArray[np.generic]] = []
     for index, (mine, ref) in enumerate(zip(client, global_, strict=True)):
         if mine.size != ref.size:
             raise MalformedUpdateError(f"array {index}: {mine.size} values, expected {ref.size}")
         flat_mine, flat_ref = mine.reshape(-1), ref.reshape(-1)
-        buffer = buffers.setdefault(mine.dtype, np.empty(min(chunk, max(mine.size, 1)),
-                                                          dtype=mine.dtype))
-        if buffer.size < min(chunk, mine.size):
-            buffer = buffers[mine.dtype] = np.empty(min(chunk, mine.size), dtype=mine.dtype)
+        buffer = np.empty(min(chunk, flat_mine.size), dtype=mine.dtype)
         for start in range(0, flat_mine.size, chunk):
             stop = start + chunk
             squares += _sum_squares(flat_mine[start:stop], flat_ref[start:stop], index, buffer)
-        where = positions[index] if positions is not None else None
-        if where is None:
+        if positions is None:
             parts.append(flat_mine.astype(np.float64) - flat_ref.astype(np.float64))
-        elif where.size:
-            parts.append(flat_mine[where].astype(np.float64) - flat_ref[where].astype(np.float64))
+        else:  # floats in the model's dtype: the sample matrix stays small
+            picked_mine, picked_ref = flat_mine[positions[index]], flat_ref[positions[index]]
+            if mine.dtype.kind != "f":  # bool, unsigned: no wrap-around, no bool subtract
+                picked_mine, picked_ref = (picked_mine.astype(np.float64),
+                                           picked_ref.astype(np.float64))
+            parts.append(np.subtract(picked_mine, picked_ref))
     sample = np.concatenate(parts) if parts else np.zeros(0)
     return UpdateSummary(norm=math.sqrt(squares), sample=sample)
 
@@ -244,7 +242,7 @@ def weight_scores(weights: Sequence[float]) -> NDArray[np.float64]:
 
 
 def round_stats(
-    updates: Mapping[int, NDArray[np.float64]],
+    updates: Mapping[int, NDArray[np.generic]],
     scale: float = 1.0,
     norms: Mapping[int, float] | None = None,
     weights: Mapping[int, float] | None = None,

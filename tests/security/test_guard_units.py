@@ -103,13 +103,21 @@ def test_with_a_reference_and_no_match_nothing_is_kept() -> None:
     assert got == [] and out.reference == metric_shape(METRICS)
 
 
-def test_a_majority_needs_more_than_half_of_those_selected() -> None:
-    # 2 of 3 selected agree (the third failed): a majority
-    got, _, out = _run([_reply(1), _reply(2)], selected=3)
+def test_two_agreeing_replies_settle_a_round_whatever_the_failures() -> None:
+    got, _, out = _run([_reply(1), _reply(2)], selected=5)
     assert got == [1, 2] and out.reference is not None
-    # 2 of 4 selected (two failed): not a majority
-    got, set_aside, out = _run([_reply(1), _reply(2)], selected=4)
-    assert got == [] and set(set_aside.values()) == {"undecided_metric_keys"}
+
+
+def test_a_lone_reply_settles_nothing_when_other_nodes_were_asked() -> None:
+    got, set_aside, out = _run([_reply(1)], selected=2)
+    assert got == [] and set_aside == {1: "undecided_metric_keys"}
+    assert out.reference is None
+
+
+def test_a_lone_reply_is_kept_when_its_peers_were_set_aside_on_their_merits() -> None:
+    nan = {**METRICS, "loss": float("nan")}
+    got, set_aside, out = _run([_reply(1), _reply(2, nan)], selected=2)
+    assert got == [1] and set_aside == {2: "non_finite_metrics"}
     assert out.reference is None
 
 
@@ -120,8 +128,9 @@ def test_replies_set_aside_on_their_merits_do_not_dilute_the_majority() -> None:
     assert got == [1, 2] and set_aside == {3: "non_finite_metrics", 4: "non_finite_metrics"}
 
 
-def test_a_lone_reply_is_kept_but_sets_no_rule() -> None:
-    got, _, out = _run([_reply(1)], selected=1)
+@pytest.mark.parametrize("selected", [1, None])
+def test_a_lone_reply_is_kept_but_sets_no_rule(selected: int | None) -> None:
+    got, _, out = _run([_reply(1)], selected=selected)
     assert got == [1] and out.reference is None
 
 

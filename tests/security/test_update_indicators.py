@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord
@@ -67,6 +69,22 @@ def test_other_dtypes_are_summed_in_float64(dtype: type) -> None:
     mine = [np.array([3, 4], dtype=dtype)]
     ref = [np.array([0, 0], dtype=dtype)]
     assert summarize_update(mine, ref).norm == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int32])
+def test_sampled_values_of_integer_and_bool_arrays_do_not_wrap(dtype: type) -> None:
+    mine = [np.array([0, 1, 0, 1], dtype=dtype)]
+    ref = [np.array([1, 0, 1, 1], dtype=dtype)]
+    where = [np.array([0, 1, 3], dtype=np.int64)]
+    summary = summarize_update(mine, ref, where)
+    assert summary.sample.tolist() == [-1.0, 1.0, 0.0]
+    assert summary.norm == pytest.approx(math.sqrt(3))
+
+
+def test_sampled_float32_values_stay_float32() -> None:
+    summary = summarize_update([np.ones(4, np.float32)], [np.zeros(4, np.float32)],
+                               [np.array([1, 2], dtype=np.int64)])
+    assert summary.sample.dtype == np.float32 and summary.sample.tolist() == [1.0, 1.0]
 
 
 def test_a_non_finite_global_array_makes_the_update_malformed() -> None:
