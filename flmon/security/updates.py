@@ -97,34 +97,6 @@ class MalformedUpdateError(ValueError):
     """A client's arrays do not match the global arrays (keys, shapes or values)."""
 
 
-def flatten_update(
-    client: Sequence[NDArray[np.generic]],
-    global_: Sequence[NDArray[np.generic]],
-    positions: NDArray[np.int64] | None = None,
-) -> NDArray[np.float64]:
-    """Concatenate ``client - global`` over all arrays into one float64 vector.
-
-    Raises
-    ------
-    MalformedUpdateError
-        Different number of arrays, different shapes, or non-finite values.
-    """
-    if len(client) != len(global_):
-        raise MalformedUpdateError(f"{len(client)} arrays, expected {len(global_)}")
-    parts: list[NDArray[np.float64]] = []
-    for index, (mine, ref) in enumerate(zip(client, global_, strict=True)):
-        if mine.shape != ref.shape:
-            raise MalformedUpdateError(f"array {index}: shape {mine.shape}, expected {ref.shape}")
-        diff = np.asarray(mine, dtype=np.float64).ravel() - np.asarray(ref, np.float64).ravel()
-        parts.append(diff)
-    flat = np.concatenate(parts) if parts else np.zeros(0)
-    if positions is not None and flat.size:
-        flat = flat[positions[positions < flat.size]]
-    if not np.all(np.isfinite(flat)):
-        raise MalformedUpdateError("non-finite values in the update")
-    return flat
-
-
 def sample_positions(total: int, sample_size: int | None,
                      seed: int | np.random.Generator) -> NDArray[np.int64] | None:
     """Sorted random positions to use for a model of ``total`` parameters, or None (all).
@@ -197,7 +169,7 @@ def summarize_update(
     for index, (mine, ref) in enumerate(zip(client, global_, strict=True)):
         if mine.size != ref.size:
             raise MalformedUpdateError(f"array {index}: {mine.size} values, expected {ref.size}")
-        flat_mine, flat_ref = mine.reshape(-1), ref.reshape(-1)
+        flat_mine, flat_ref = mine.ravel(), ref.ravel()
         buffer = np.empty(min(chunk, flat_mine.size), dtype=mine.dtype)
         for start in range(0, flat_mine.size, chunk):
             stop = start + chunk
@@ -219,7 +191,7 @@ def all_finite(arrays: Sequence[NDArray[np.generic]], chunk: int = CHUNK) -> boo
     for array in arrays:
         if array.dtype.kind not in "fc":
             continue
-        flat = array.reshape(-1)
+        flat = array.ravel()
         for start in range(0, flat.size, chunk):
             if not np.isfinite(flat[start:start + chunk]).all():
                 return False
@@ -235,7 +207,7 @@ def _robust_z(values: NDArray[np.float64], floor: float) -> NDArray[np.float64]:
 
 def weight_scores(weights: Sequence[float]) -> NDArray[np.float64]:
     """Scores of claimed weights (all > 0): high-side modified z-score of their logs."""
-    values = np.log(np.asarray(weights, dtype=np.float64))
+    values = np.log(np.asarray(weights))
     if values.size < MIN_CLIENTS:
         return np.zeros(values.size)
     return np.maximum(_robust_z(values, WEIGHT_MAD_FLOOR), 0.0)

@@ -300,3 +300,16 @@ def test_declared_dtype_and_shape_are_not_trusted() -> None:
     forged = raw_array(np.zeros(5, np.float64), dtype="float32", shape=(2, 2))
     lay = layout(forged)
     assert lay.dtype == np.float64 and lay.shape == (5,)
+
+
+def test_default_limits_at_their_boundaries() -> None:
+    at_keys = {**METRICS, **{f"k{i}": 1.0 for i in range(256 - len(METRICS))}}
+    over_keys = {**at_keys, "one-more": 1.0}
+    got, set_aside, _ = _run([_reply(1, at_keys), _reply(2, at_keys), _reply(3, over_keys)])
+    assert got == [1, 2] and set_aside == {3: "oversized_metrics"}
+    at_list = {**METRICS, "c": [0.5] * 4096}
+    over_list = {**METRICS, "c": [0.5] * 4097}
+    got, set_aside, _ = _run([_reply(1, at_list), _reply(2, at_list), _reply(3, over_list)])
+    assert got == [1, 2] and set_aside == {3: "oversized_metrics"}
+    assert Limits() == Limits(max_metric_keys=256, max_list_length=4096, max_weight=1e12,
+                              max_weight_ratio=1000.0)

@@ -56,6 +56,7 @@ def test_one_non_finite_coordinate_anywhere_is_malformed(bad: float, where: int)
         summarize_update(mine, ref, positions)
     assert not all_finite(mine)
     assert all_finite([np.zeros(SIZE, np.float32), np.arange(5)])
+    assert not all_finite([np.arange(5), mine[0]])  # an integer array first: still checked
 
 
 def test_a_finite_update_that_overflows_float32_is_not_malformed() -> None:
