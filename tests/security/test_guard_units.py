@@ -168,6 +168,7 @@ def test_no_weight_key_no_weight_checks() -> None:
     ([10, 20, 30, 25_001], [1, 2, 3]),      # even count: median 25 -> 25,000 is the cap
     ([10, 20, 30, 25_000], [1, 2, 3, 4]),
     ([1, 10_000, 10_000], [1, 2, 3]),       # a small weight is never outlying
+    ([10, 20, 19_000], [1, 2, 3]),          # odd count: the middle value, 20
 ])
 def test_outlying_weights_against_the_median(weights: list[int], kept: list[int]) -> None:
     replies = [_reply(i + 1, {**METRICS, "num-examples": w}) for i, w in enumerate(weights)]

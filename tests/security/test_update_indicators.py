@@ -96,7 +96,7 @@ def test_a_non_finite_global_array_makes_the_update_malformed() -> None:
 def test_mismatched_arrays_are_malformed() -> None:
     with pytest.raises(MalformedUpdateError):
         summarize_update([np.zeros(3)], [np.zeros(4)])
-    with pytest.raises(MalformedUpdateError):
+    with pytest.raises(MalformedUpdateError, match="1 arrays, expected 2"):
         summarize_update([np.zeros(2)], [np.zeros(2), np.zeros(1)])
     with pytest.raises(ValueError, match="one entry per array"):
         summarize_update([np.zeros(2)], [np.zeros(2)], [np.zeros(0, np.int64)] * 2)
@@ -201,3 +201,20 @@ def test_a_client_claiming_ninety_percent_of_the_examples_is_flagged_and_its_sha
     assert sample(metrics, "fl_anomalous_updates_total", client="1") == 0
     score = sample(metrics, "fl_client_anomaly_score", client="5")
     assert score is not None and score >= DEFAULT_THRESHOLD
+
+
+def test_scores_use_the_round_mad_when_it_is_above_the_floor() -> None:
+    updates = {i: np.ones(3) for i in range(1, 6)}
+    norms = {1: 1.0, 2: 3.0, 3: 5.0, 4: 7.0, 5: 9.0}  # median 5, MAD 2 (floor 1.5)
+    stats = round_stats(updates, norms=norms)
+    assert stats[5].norm == 9.0 and stats[1].norm == 1.0  # the exact norms given
+    assert stats[5].norm_score == pytest.approx(0.6745 * 4 / 2)
+    assert stats[1].norm_score == 0.0
+
+
+def test_norms_from_the_vectors_and_a_lone_client() -> None:
+    stats = round_stats({1: np.array([3.0, 4.0]), 2: np.array([0.0, 1.0])})
+    assert stats[1].norm == 5.0 and stats[2].norm == 1.0
+    assert round_stats({1: np.array([3.0, 4.0])}, scale=2.0)[1].norm == 10.0
+    alone = round_stats({1: np.zeros(3)})[1]
+    assert alone.cosine == 1.0 and alone.score == 0.0
