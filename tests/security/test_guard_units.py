@@ -314,3 +314,26 @@ def test_default_limits_at_their_boundaries() -> None:
     assert got == [1, 2] and set_aside == {3: "oversized_metrics"}
     assert Limits() == Limits(max_metric_keys=256, max_list_length=4096, max_weight=1e12,
                               max_weight_ratio=1000.0)
+
+
+def test_a_nan_inside_a_list_is_non_finite() -> None:
+    lists = {**METRICS, "c": [0.5, 0.5]}
+    nan = {**METRICS, "c": [0.5, float("nan")]}
+    got, set_aside, _ = _run([_reply(1, lists), _reply(2, lists), _reply(3, nan)])
+    assert got == [1, 2] and set_aside == {3: "non_finite_metrics"}
+
+
+def test_evaluate_replies_ignore_global_arrays() -> None:
+    grid = InProcessGrid({})
+    replies = [Message(RecordDict({"metrics": MetricRecord(METRICS)}),
+                       reply_to=grid.create_message(RecordDict(), "evaluate", n, "1"))
+               for n in (1, 2)]
+    out = triage(replies, False, global_arrays=GLOBAL, weighted_by_key="num-examples")
+    assert len(out.kept) == 2 and not out.quarantined
+
+
+def test_the_weight_bound_comes_from_the_limits() -> None:
+    heavy = {**METRICS, "num-examples": 1000}
+    got, set_aside, _ = _run([_reply(1), _reply(2), _reply(3, heavy)],
+                             limits=Limits(max_weight=100))
+    assert got == [1, 2] and set_aside == {3: "invalid_weight"}

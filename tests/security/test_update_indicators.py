@@ -218,3 +218,34 @@ def test_norms_from_the_vectors_and_a_lone_client() -> None:
     assert round_stats({1: np.array([3.0, 4.0])}, scale=2.0)[1].norm == 10.0
     alone = round_stats({1: np.zeros(3)})[1]
     assert alone.cosine == 1.0 and alone.score == 0.0
+
+
+def test_sampling_edges_and_reproducibility_for_a_given_generator() -> None:
+    assert sample_positions(100, 100, 1) is None
+    again = [sample_positions(SIZE, 50, np.random.default_rng(7)) for _ in range(2)]
+    assert again[0] is not None and np.array_equal(again[0], again[1])
+
+
+def test_large_integers_are_squared_without_overflow() -> None:
+    summary = summarize_update([np.array([4_000_000_000], np.int64)], [np.zeros(1, np.int64)])
+    assert summary.norm == pytest.approx(4e9)
+
+
+def test_no_arrays_no_update() -> None:
+    summary = summarize_update([], [])
+    assert summary.norm == 0.0 and summary.sample.size == 0
+    with pytest.raises(MalformedUpdateError, match="array 0: 3 values, expected 4"):
+        summarize_update([np.zeros(3)], [np.zeros(4)])
+
+
+def test_statistics_start_at_three_clients() -> None:
+    assert weight_scores([50.0, 50.0, 1350.0])[2] >= DEFAULT_THRESHOLD
+    updates = {1: np.ones(3), 2: np.ones(3), 3: np.ones(3) * 20}
+    assert round_stats(updates)[3].norm_score >= DEFAULT_THRESHOLD
+    two = round_stats({1: np.array([1.0, 0.0]), 2: np.array([-1.0, 0.0])})
+    assert two[1].cosine == 0.0 and two[2].cosine == 0.0  # their median is zero
+
+
+def test_fractional_weights_have_shares() -> None:
+    stats = round_stats({1: np.ones(2), 2: np.ones(2)}, weights={1: 0.2, 2: 0.3})
+    assert stats[1].weight_share == pytest.approx(0.4)
