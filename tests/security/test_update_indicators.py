@@ -224,6 +224,8 @@ def test_sampling_edges_and_reproducibility_for_a_given_generator() -> None:
     assert sample_positions(100, 100, 1) is None
     again = [sample_positions(SIZE, 50, np.random.default_rng(7)) for _ in range(2)]
     assert again[0] is not None and np.array_equal(again[0], again[1])
+    seeded = [sample_positions(SIZE, 50, 7) for _ in range(2)]
+    assert seeded[0] is not None and np.array_equal(seeded[0], seeded[1])
 
 
 def test_large_integers_are_squared_without_overflow() -> None:
