@@ -6,7 +6,8 @@
     python -m benchmarks.run --out /tmp/r.json    # write elsewhere
 
 Sections: hotpath, exposition, render, sinks (when ``benchmarks/sinks_bench.py`` is
-present), wholerun, load, watch. Every comparison is measured side by side in the same run;
+present), wholerun, load, watch, aggregate (``instrument(FedAvg())`` vs ``FedAvg()`` at
+1M to 100M parameters). Every comparison is measured side by side in the same run;
 the method is in docs/performance.md.
 """
 
@@ -25,7 +26,8 @@ from typing import Any
 
 from benchmarks.common import ROOT, environment
 
-SECTIONS = ("hotpath", "exposition", "render", "sinks", "wholerun", "load", "watch")
+SECTIONS = ("hotpath", "exposition", "render", "sinks", "wholerun", "load", "watch",
+            "aggregate")
 RESULTS = Path(ROOT) / "benchmarks" / "results.json"
 
 
@@ -165,6 +167,17 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append((f"watch scrape {row['nodes']} nodes, {row['runs']} runs",
                          _f(_med(row["scrape_cpu_ms"]), ".1f", " ms"),
                          f"{row['series']} series, {row['scrape_bytes'] / 1024:.0f} KiB"))
+    elif name == "aggregate":
+        for row in r["rows"]:
+            size = f"aggregate_train {row['parameters'] / 1e6:g}M x {row['clients']}"
+            if "skipped" in row:
+                rows.append((size, "skipped", row["skipped"]))
+                continue
+            rows.append((size, _f(row["cpu_ratio"], ".2f", "x CPU"),
+                         f"memory {_f(row['memory_ratio'], '.2f')}x, wall "
+                         f"{_f(row['wall_ratio'], '.2f')}x; plain "
+                         f"{_f(row['plain']['cpu_seconds'], '.3f')} s, "
+                         f"{row['plain']['extra_peak_bytes'] / 2**20:.0f} MiB"))
     return rows
 
 

@@ -149,9 +149,15 @@ CATALOG: tuple[MetricSpec, ...] = (
        _C),
     _m("fl_client_examples_total", "counter", "Examples reported by clients (num-examples).",
        ("phase", *_C)),
+    _m("fl_client_weight_share", "gauge",
+       "The client's share of the round's total train weight (its weighted_by_key value, "
+       "num-examples for FedAvg, over the sum of the replies aggregated).", _C, unit="ratio"),
     _m("fl_replies_quarantined_total", "counter",
-       "Replies set aside before aggregation (inconsistent keys, non-finite metrics, "
-       "malformed arrays); the round goes on without them.", ("phase", "reason")),
+       "Replies set aside before aggregation, by reason (array_records, metric_records, "
+       "oversized_metrics, non_finite_metrics, invalid_weight, inconsistent_metric_keys, "
+       "inconsistent_metric_types, undecided_metric_keys, outlying_weight, "
+       "undecided_weights, inconsistent_array_keys, malformed_arrays, non_finite_arrays); "
+       "the round goes on without them.", ("phase", "reason")),
     _m("fl_aggregation_failures_total", "counter",
        "Phases whose aggregation returned nothing or raised.", ("phase",)),
     # --- model quality ---------------------------------------------------------------
@@ -195,8 +201,9 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Cosine similarity of the client's update to the round's coordinate-wise median "
        "update (-1..1).", _C),
     _m("fl_client_anomaly_score", "gauge",
-       "Larger of the robust z-scores (median/MAD) of the update's norm (high side) and "
-       "cosine (low side) against the round's clients.", _C),
+       "Largest of the robust z-scores (median/MAD) of the update's norm (high side), "
+       "cosine (low side) and claimed weight (log, high side) against the round's "
+       "clients.", _C),
     _m("fl_anomalous_updates_total", "counter",
        "Updates whose anomaly score crossed the configured threshold.", _C),
     _m("fl_update_norm_median", "gauge", "Median update norm across the last round's clients."),

@@ -29,7 +29,7 @@ log = logging.getLogger("flmon.flower")
 
 PHASES: tuple[str, ...] = ("train", "evaluate")
 SECURITY_EVENT_KINDS: tuple[str, ...] = (
-    "reply_quarantined", "anomalous_update", "dp_budget_exhausted",
+    "reply_quarantined", "nothing_aggregated", "anomalous_update", "dp_budget_exhausted",
 )
 
 ERROR_NAMES: dict[int, str] = {
@@ -200,6 +200,27 @@ class ServerRecorder:
             client=self.client(node_id).value, phase=phase,
         )
 
+    def nothing_aggregated(self, phase: str, set_aside: int) -> None:
+        """Every reply of the phase was set aside: the round aggregates nothing."""
+        self.m.counter("fl_security_events_total").labels(kind="nothing_aggregated").inc()
+        security_event(
+            log, "nothing-aggregated",
+            f"all {set_aside} replies of this {phase} phase were set aside: nothing is "
+            "aggregated this round and the global model stays as it was",
+            phase=phase,
+        )
+
+    def weight_shares(self, weights: Mapping[int, float]) -> None:
+        """Each client's share of the round's total (train) weight."""
+        total = sum(weights.values())
+        if not total > 0:
+            return
+        for node_id, weight in weights.items():
+            label = self.client(node_id)
+            if label.own:
+                self.m.gauge("fl_client_weight_share").labels(client=label.value).set(
+                    weight / total)
+
     # -- telemetry ---------------------------------------------------------------------
     def telemetry(self, phase: str, node_id: int, record: Any) -> None:
         """Validate and record a client's telemetry record; never raises."""
@@ -265,7 +286,9 @@ class ServerRecorder:
                 security_event(
                     log, "anomalous-update",
                     f"update of client {label.value} is anomalous: score {s.score:.2f} "
-                    f"(norm {s.norm:.4g}, cosine {s.cosine:.3f})",
+                    f"(norm {s.norm:.4g}, cosine {s.cosine:.3f}"
+                    + (f", weight share {s.weight_share:.3f})" if s.weight_share is not None
+                       else ")"),
                     client=label.value,
                 )
         return anomalous

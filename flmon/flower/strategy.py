@@ -25,8 +25,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from flmon import registry_hub, telemetry
+from flmon.flower.arrays import layout, view
 from flmon.flower.recorder import ServerRecorder
-from flmon.flower.replies import triage
+from flmon.flower.replies import Limits, MetricShape, triage, weight_of
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
 from flmon.logs import log_context, set_global_context
 from flmon.metrics import FlmonMetrics
@@ -35,11 +36,15 @@ from flmon.runlabel import RUN_ID_LABEL, current_run, set_current_run
 from flmon.secrets import read_secret
 from flmon.security.dp import read_dp
 from flmon.security.updates import (
+    AUTO_SAMPLE_SIZE,
     DEFAULT_THRESHOLD,
     MalformedUpdateError,
-    flatten_update,
+    UpdateSummary,
+    all_finite,
     round_stats,
     sample_positions,
+    split_positions,
+    summarize_update,
 )
 
 log = logging.getLogger("flmon.flower")
@@ -96,11 +101,18 @@ class InstrumentedStrategy(Strategy):
     client_identity, pseudonym_key
         ``node_id``, ``pseudonym`` (keyed hash) or ``none``; see :class:`ClientLabeler`.
     quarantine
-        Set aside replies that would end the run or poison the aggregate.
+        Set aside replies that would end the run or poison the aggregate (the reply
+        guard, :mod:`flmon.flower.replies`).
+    reply_limits
+        Bounds of the reply guard (metric keys, list lengths, weights); see
+        :class:`flmon.flower.replies.Limits` for the defaults.
     update_stats
         Compute update norms, cosine similarities and anomaly scores.
     update_sample_size
-        For huge models: use this many parameter positions (seeded per round).
+        Parameter positions the reference update and the cosines are computed on, drawn
+        afresh each round from a generator seeded from ``os.urandom`` when the wrapper is
+        created (never logged or exported); ``None`` uses every position. Norms and
+        finiteness always cover every coordinate.
     anomaly_threshold
         Anomaly score at which an update is counted and logged as anomalous.
     pushgateway
@@ -123,8 +135,9 @@ class InstrumentedStrategy(Strategy):
         client_identity: ClientIdentity = "node_id",
         pseudonym_key: bytes | str | None = None,
         quarantine: bool = True,
+        reply_limits: Limits | None = None,
         update_stats: bool = True,
-        update_sample_size: int | None = None,
+        update_sample_size: int | None = AUTO_SAMPLE_SIZE,
         anomaly_threshold: float = DEFAULT_THRESHOLD,
         pushgateway: str | None = None,
         job: str = "flmon",
@@ -148,6 +161,7 @@ class InstrumentedStrategy(Strategy):
             anomaly_threshold,
         )
         self.quarantine = quarantine
+        self.reply_limits = reply_limits if reply_limits is not None else Limits()
         self.update_stats = update_stats
         self.update_sample_size = update_sample_size
         gateway = pushgateway if pushgateway is not None else os.environ.get("FLMON_PUSHGATEWAY")
@@ -164,6 +178,10 @@ class InstrumentedStrategy(Strategy):
         self._phase_start: dict[str, float] = {}
         self._selected: dict[str, set[int]] = {}
         self._sent_arrays: ArrayRecord | None = None
+        # The metric shape established per phase: later replies are judged against it.
+        self._reference: dict[str, MetricShape] = {}
+        # Secret: which coordinates are sampled must not be predictable by clients.
+        self._rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
 
     # -- delegation ------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -268,59 +286,96 @@ class InstrumentedStrategy(Strategy):
                 self._safely("telemetry", rec.telemetry, phase, node_id, record)
         for node_id in sorted(self._selected.get(phase, set()) - seen):
             self._safely("no reply", rec.failure, phase, node_id, "no_reply")
+        weight_key: str | None = getattr(self.strategy, "weighted_by_key", None)
         if not self.quarantine:
             kept = [m for m in replies if not m.has_error()]
             errors = [m for m in replies if m.has_error()]
         else:
-            expected = list(self._sent_arrays.keys()) if (
-                phase == "train" and self._sent_arrays is not None) else None
-            sorted_ = triage(replies, is_train=phase == "train", expected_array_keys=expected,
-                             weighted_by_key=getattr(self.strategy, "weighted_by_key", None))
+            sorted_ = triage(replies, is_train=phase == "train",
+                             global_arrays=self._sent_arrays if phase == "train" else None,
+                             weighted_by_key=weight_key,
+                             reference=self._reference.get(phase),
+                             selected=len(self._selected.get(phase, ())),
+                             limits=self.reply_limits)
+            if sorted_.reference is not None:
+                self._reference.setdefault(phase, sorted_.reference)
             for msg, reason in sorted_.quarantined:
                 node = msg.metadata.src_node_id
                 self._safely("quarantine", rec.quarantined, phase, node, reason)
+            if sorted_.quarantined and not sorted_.kept:
+                self._safely("nothing aggregated", rec.nothing_aggregated, phase,
+                             len(sorted_.quarantined))
             kept, errors = sorted_.kept, sorted_.errors
-        weight_key = getattr(self.strategy, "weighted_by_key", "num-examples")
         for msg in kept:
             metrics = next(iter(msg.content.metric_records.values()), None)
             if metrics is not None:
                 node = msg.metadata.src_node_id
                 self._safely("client metrics", rec.client_metrics, phase, node, metrics,
-                             weight_key)
-        if phase == "train" and self.update_stats and kept:
-            kept = self._update_signals(kept)
+                             weight_key or "num-examples")
+        weights = self._weights(kept, weight_key) if phase == "train" else None
+        if weights:
+            self._safely("weight shares", rec.weight_shares, weights)
+        if phase == "train" and kept and self._sent_arrays is not None:
+            kept = self._update_signals(kept, weights)
         self._safely("phase", lambda: rec.phase_aggregated(
             phase, len(kept), len(self._selected.get(phase, ())) - len(kept),
             time.perf_counter() - self._phase_start.get(phase, time.perf_counter())))
         return kept + errors
 
-    def _update_signals(self, kept: list[Message]) -> list[Message]:
-        """Compute update indicators; quarantine malformed arrays. Returns replies to keep."""
-        if self._sent_arrays is None:
-            return kept
+    def _weights(self, kept: list[Message], weight_key: str | None
+                 ) -> dict[int, float] | None:
+        """Each kept reply's weight by node id, when every one has a valid weight."""
+        if weight_key is None:
+            return None
+        weights: dict[int, float] = {}
+        for msg in kept:
+            metrics = next(iter(msg.content.metric_records.values()), None)
+            weight = (weight_of(metrics, weight_key, self.reply_limits)
+                      if metrics is not None else None)
+            if weight is None:
+                return None
+            weights[msg.metadata.src_node_id] = weight
+        return weights
+
+    def _update_signals(self, kept: list[Message],
+                        weights: Mapping[int, float] | None = None) -> list[Message]:
+        """Check every coordinate of each update for finiteness; with ``update_stats``,
+        compute the update indicators. Returns the replies to keep.
+
+        Arrays are read in place from the replies' bytes and streamed one at a time: no
+        copy of an update, no clients x parameters matrix.
+        """
+        assert self._sent_arrays is not None
         try:
-            global_arrays = self._sent_arrays.to_numpy_ndarrays()
+            global_arrays = [view(a) for a in self._sent_arrays.values()]
         except Exception:
             log.debug("global arrays not readable as numpy", exc_info=True)
             return kept
-        total = int(sum(a.size for a in global_arrays))
-        positions = sample_positions(total, self.update_sample_size, seed=self._round or 0)
-        scale = math.sqrt(total / positions.size) if positions is not None else 1.0
-        updates: dict[int, Any] = {}
+        sizes = [a.size for a in global_arrays]
+        positions = split_positions(
+            sample_positions(sum(sizes), self.update_sample_size, self._rng), sizes)
+        summaries: dict[int, UpdateSummary] = {}
         still: list[Message] = []
         for msg in kept:
             node = msg.metadata.src_node_id
             try:
-                arrays = next(iter(msg.content.array_records.values())).to_numpy_ndarrays()
-                updates[node] = flatten_update(arrays, global_arrays, positions)
+                record = next(iter(msg.content.array_records.values()))
+                arrays = [view(a, layout(a)) for a in record.values()]
+                if self.update_stats:
+                    summaries[node] = summarize_update(arrays, global_arrays, positions)
+                elif not all_finite(arrays):
+                    raise MalformedUpdateError("non-finite values")
             except (MalformedUpdateError, ValueError, TypeError):
                 if self.quarantine:
                     self._safely("quarantine", self.recorder.quarantined, "train", node,
-                                 "malformed_arrays")
+                                 "non_finite_arrays")
                     continue
             still.append(msg)
-        if updates:
-            stats = round_stats(updates, scale=scale)
+        if summaries:
+            shown = weights if weights is not None and set(weights) >= set(summaries) else None
+            stats = round_stats({n: s.sample for n, s in summaries.items()},
+                                norms={n: s.norm for n, s in summaries.items()},
+                                weights={n: shown[n] for n in summaries} if shown else None)
             median = float(np.median([s.norm for s in stats.values()]))
             self._safely("update stats", lambda: self.recorder.update_stats(stats, median))
         return still

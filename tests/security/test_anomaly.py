@@ -9,9 +9,9 @@ from benchmarks.anomaly_fpr import SKEWS, make_partitions, measure, run_federati
 from flmon.security.updates import (
     DEFAULT_THRESHOLD,
     MalformedUpdateError,
-    flatten_update,
     round_stats,
     sample_positions,
+    summarize_update,
 )
 
 
@@ -94,11 +94,11 @@ def test_sampling_estimates_the_full_norm() -> None:
 
 def test_malformed_updates_raise() -> None:
     with pytest.raises(MalformedUpdateError):
-        flatten_update([np.zeros(3)], [np.zeros(4)])
+        summarize_update([np.zeros(3)], [np.zeros(4)])
     with pytest.raises(MalformedUpdateError):
-        flatten_update([np.array([np.nan, 0.0])], [np.zeros(2)])
+        summarize_update([np.array([np.nan, 0.0])], [np.zeros(2)])
     with pytest.raises(MalformedUpdateError):
-        flatten_update([np.zeros(2)], [np.zeros(2), np.zeros(1)])
+        summarize_update([np.zeros(2)], [np.zeros(2), np.zeros(1)])
 
 
 def test_benchmark_partitions_are_non_iid() -> None:

@@ -5,7 +5,8 @@
   metric key nobody else sends;
 - ``nan``: reports NaN accuracy;
 - ``scaled``: sends its update scaled by 50 (a poisoning attempt);
-- ``sign-flip``: sends its update with the sign flipped (a poisoning attempt).
+- ``sign-flip``: sends its update with the sign flipped (a poisoning attempt);
+- ``takeover``: metric keys of its own and every parameter at ``TAKEOVER_VALUE``.
 
 Run config ``flmon = false`` turns the instrumentation off (for overhead baselines).
 """
@@ -21,6 +22,8 @@ from flwr.clientapp import ClientApp
 import flmon
 from flmon.flower import telemetry_mod
 from tinyfl.task import evaluate, load_partition, train
+
+TAKEOVER_VALUE = 1000.0
 
 
 def hostile_telemetry_mod(
@@ -87,6 +90,10 @@ def do_train(msg: Message, context: Context) -> Message:
         metrics["train_acc"] = float("nan")
     if behaviour == "hostile":
         metrics['x"} 1\nfl_injected 1'] = 1.0
+    if behaviour == "takeover":
+        # keys of its own (which used to win ties by sort order) and a model of its own
+        metrics = {"!": 1.0, "num-examples": len(y)}
+        weights = [np.full_like(w, TAKEOVER_VALUE) for w in weights]
     content = RecordDict({"arrays": ArrayRecord(weights), "metrics": MetricRecord(metrics)})
     reply = Message(content=content, reply_to=msg)
     return reply

@@ -52,5 +52,8 @@ def main(grid: Grid, context: Context) -> None:
             "evaluate_rounds": sorted(result.evaluate_metrics_clientapp),
             "train_metrics": {str(k): dict(v) for k, v in
                               result.train_metrics_clientapp.items()},
+            # largest absolute parameter of the final global model (None: never aggregated)
+            "final_max_abs": max((float(abs(a).max()) for a in
+                                  result.arrays.to_numpy_ndarrays()), default=None),
         }
         Path(summary_path).write_text(json.dumps(summary))
