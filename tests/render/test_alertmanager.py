@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
+from tests.e2e.amsignals import is_sentinel, sentinel, wait_inhibited
+
 from .conftest import REPO, example_data, require_tool, run_tool, with_changes
 
 
@@ -178,13 +180,22 @@ def test_alertmanager_delivers_readable_slack_messages(
                                          data=json.dumps(alerts).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5).close()
-        deadline = time.monotonic() + 20
-        while len(payloads) < 3 and time.monotonic() < deadline:
+        # AlertManager reports the warning as inhibited; then a sentinel posted after it
+        # arrives: had the inhibited alert been sent, it would have arrived before.
+        assert wait_inhibited(base, "FLLowTrainingAccuracy")
+        request = urllib.request.Request(
+            f"{base}/api/v2/alerts", data=json.dumps([sentinel("default")]).encode(),
+            method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).close()
+        deadline = time.monotonic() + 30
+        while not any(is_sentinel(p["attachments"][0]["title"]) for p in list(payloads)):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the sentinel alert did not arrive: {payloads}")
             time.sleep(0.2)
-        time.sleep(2)  # room for an inhibited message to show up, were it not inhibited
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    payloads = [p for p in payloads if not is_sentinel(p["attachments"][0]["title"])]
     by_channel: dict[str, list[dict[str, Any]]] = {}
     for p in payloads:
         by_channel.setdefault(p["channel"], []).append(p)
