@@ -156,3 +156,17 @@ def test_encode_clamps_truncates_and_never_takes_a_version_from_the_caller() -> 
     assert isinstance(record["epochs"], int) and isinstance(record["rss_bytes"], int)
     assert isinstance(record["accuracy"], float)
     assert telemetry.encode({}) == {"v": 1}
+
+
+def test_every_field_is_judged_on_its_own() -> None:
+    record = {"v": 1, "loss": "x", "steps": 1, "duration_s": math.nan, "examples": 2,
+              "epochs": 2.5, "errors": 3, "accuracy": 7.0, "round": 4}
+    result = telemetry.validate(record)
+    assert result.accepted
+    assert result.rejected == ["non_numeric", "non_finite", "non_integer", "out_of_bounds"]
+    assert result.values == {"steps": 1.0, "examples": 2.0, "errors": 3.0, "round": 4.0}
+
+
+@pytest.mark.parametrize("record", ["text", {"v": 2}, {f"k{i}": 1 for i in range(40)}])
+def test_a_record_rejected_whole_is_not_accepted(record: Any) -> None:
+    assert telemetry.validate(record).accepted is False

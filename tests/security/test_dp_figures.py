@@ -105,3 +105,20 @@ def test_values_that_are_not_finite_numbers_read_as_unknown(odd: Any) -> None:
     dp = Wrapper(None, noise_multiplier=odd, clipping_norm=odd,
                  accountant=Accountant(Spent(odd, odd), AccountantConfig(odd, odd)))
     assert read_dp(dp) == DpFigures(None, None, None, None, None)
+
+
+class Bare:
+    """An object with none of the attributes the reader looks for."""
+
+
+class BareAccountant:
+    def get_privacy_spent(self) -> Bare:
+        return Bare()
+
+
+def test_an_accountant_without_the_usual_attributes_reads_as_unknown() -> None:
+    dp = Wrapper(None, noise_multiplier=1.0, clipping_norm=1.0, accountant=BareAccountant())
+    assert read_dp(dp) == DpFigures(None, None, None, 1.0, 1.0)
+    bare_config = Accountant(Spent(1.0, None), Bare())  # type: ignore[arg-type]
+    dp = Wrapper(None, noise_multiplier=1.0, clipping_norm=1.0, accountant=bare_config)
+    assert read_dp(dp) == DpFigures(1.0, None, None, 1.0, 1.0)
