@@ -53,3 +53,14 @@ def test_refusals_say_what_to_fix(kwargs: dict[str, object], message: str) -> No
     with pytest.raises(ValueError) as info:
         ClientLabeler(**kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
+
+
+def test_a_fresh_pseudonym_key_is_redacted_from_logs() -> None:
+    import uuid
+
+    from flmon.logs import redact
+
+    key = f"key-{uuid.uuid4().hex}"  # never registered before, in this process or a parent
+    assert redact(f"the key is {key}") == f"the key is {key}"
+    ClientLabeler(identity="pseudonym", pseudonym_key=key)
+    assert key not in redact(f"the key is {key}")
