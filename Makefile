@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench render clean
+.PHONY: setup system-deps venv demo test lint typecheck unit bench mutation render clean
 
 setup: system-deps venv
 
@@ -45,6 +45,11 @@ test: setup lint
 
 bench: setup
 	$(PY) -m benchmarks.run
+
+# Mutation score of the security-critical modules into docs/testing.md (slow: not part
+# of `make test`). MUTATION_ARGS="telemetry labels" measures some modules only.
+mutation: venv
+	$(PY) -m benchmarks.mutation $(MUTATION_ARGS)
 
 render: venv
 	$(VENV)/bin/flmon render --config examples/flmon.yaml --out .

@@ -193,7 +193,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_telemetry_received_total", "counter", "Telemetry records accepted from clients."),
     _m("fl_telemetry_rejected_total", "counter",
        "Telemetry records or fields dropped as malformed (non_numeric, non_finite, "
-       "out_of_bounds, unknown_key, oversized, bad_version, not_a_record).", ("reason",)),
+       "non_integer, out_of_bounds, unknown_key, oversized, bad_version, not_a_record).",
+       ("reason",)),
     # --- security --------------------------------------------------------------------
     _m("fl_client_update_norm", "gauge", "L2 norm of the client's update (its arrays minus "
        "the global arrays it was sent).", _C),

@@ -59,6 +59,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "unknown_key",
     "non_numeric",
     "non_finite",
+    "non_integer",
     "out_of_bounds",
 )
 
@@ -92,7 +93,7 @@ def encode(values: Mapping[str, float | int | None]) -> dict[str, float | int]:
         if not math.isfinite(number):
             continue
         number = min(max(number, spec.low), spec.high)
-        out[name] = int(number) if spec.integer else number
+        out[name] = int(number) if spec.integer else float(number)
     return out
 
 
@@ -140,6 +141,9 @@ def validate(record: Any) -> Validated:
         number = float(value)
         if not math.isfinite(number):
             result.rejected.append("non_finite")
+            continue
+        if spec.integer and not isinstance(value, int):  # 2.5 (or 2.0) epochs
+            result.rejected.append("non_integer")
             continue
         if number < spec.low or number > spec.high:
             result.rejected.append("out_of_bounds")

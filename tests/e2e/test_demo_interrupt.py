@@ -46,9 +46,14 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     else:
         demo.kill()
         raise AssertionError("demo did not submit its run:\n" + "".join(seen))
-    time.sleep(3)  # the run is under way: SuperLink, SuperNodes, ServerApp, flwr run
+    # the run is under way: Prometheus, AlertManager, Pushgateway, SuperLink, SuperNodes,
+    # ServerApp... wait until they are all there rather than for a fixed time
+    deadline = time.monotonic() + 60
     running = _processes_using(workdir)
-    assert len(running) >= 6, running  # Prometheus, AlertManager, Pushgateway, Flower...
+    while len(running) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = _processes_using(workdir)
+    assert len(running) >= 6, running
     demo.send_signal(signal.SIGINT)
     out, _ = demo.communicate(timeout=60)
     assert demo.returncode == 130, out

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -39,10 +39,8 @@ def test_managed_process_kills_what_ignores_sigterm(tmp_path: Path, no_orphans: 
     no_orphans.append(proc.pid)
     proc.wait_until(lambda: bool((tmp_path / "p.log").read_text().strip()), 10, "printing")
     no_orphans.append(int((tmp_path / "p.log").read_text().split()[0]))
-    started = time.monotonic()
     code = proc.stop(timeout=1.0)
-    assert code is not None and code < 0  # killed by a signal
-    assert time.monotonic() - started < 5
+    assert code == -signal.SIGKILL  # SIGTERM was ignored: stop() escalated
     assert not proc.running
 
 

@@ -55,6 +55,14 @@ class Server:
                         registry=self.metrics.registry)
 
 
+def _scraped(stack: DemoStack, expr: str, value: float) -> None:
+    """Wait until Prometheus has scraped what was pushed: ``expr`` reads ``value``."""
+    assert stack.prometheus is not None
+    stack.prometheus.wait_for(
+        lambda: stack.prometheus.query_value(expr) == value,  # type: ignore[union-attr]
+        40, f"{expr} == {value}", interval=0.2)
+
+
 def _title(m: SlackMessage) -> str:
     return str(m.attachments[0].get("title", "")) if m.attachments else ""
 
@@ -82,11 +90,11 @@ def test_node_killed_client_dropout_names_the_client(stack: DemoStack) -> None:
     server.recorder.round_started(2)
     # The killed node misses train and evaluate of two rounds (node_unavailable after the
     # SuperLink's heartbeat patience, no_reply before it).
-    for phase, error in (("train", "no_reply"), ("evaluate", "no_reply"),
-                         ("train", "node_unavailable")):
+    for failures, (phase, error) in enumerate((("train", "no_reply"), ("evaluate", "no_reply"),
+                                               ("train", "node_unavailable")), start=1):
         server.recorder.failure(phase, CLIENT, error)
         server.push()
-        time.sleep(2.5)
+        _scraped(stack, f'sum(fl_client_failures_total{{client="{CLIENT}"}})', failures)
     labels = _prometheus_firing(stack, "FLClientDropout")
     assert {lb["client"] for lb in labels} == {str(CLIENT)}
     assert stack.alertmanager is not None
@@ -111,10 +119,10 @@ def test_straggler_round_stalled_then_resolved(stack: DemoStack) -> None:
     msg = _firing(stack, "FLRoundStalled", CHANNELS["warning"])
     assert "A round is stalled" in msg.all_text()
     # The straggler's reply missed the round timeout twice: it is named by FLClientDropout.
-    for _ in range(2):
+    for failures in (1, 2):
         server.recorder.failure("train", CLIENT, "no_reply")
         server.push()
-        time.sleep(2.5)
+        _scraped(stack, f'sum(fl_client_failures_total{{client="{CLIENT}"}})', failures)
     dropout = _firing(stack, "FLClientDropout", CHANNELS["warning"])
     assert f"client `{CLIENT}`" in dropout.all_text()
     server.recorder.round_completed(75.0)
@@ -130,12 +138,13 @@ def test_privacy_budget_nearly_exhausted_then_refused(stack: DemoStack) -> None:
         server.recorder.dp(DpFigures(epsilon=epsilon, delta=1e-5, budget=7.5,
                                      noise_multiplier=1.0, clipping_norm=0.5))
         server.push()
-        time.sleep(1.5)
+        _scraped(stack, "max(fl_dp_epsilon_spent)", epsilon)
     labels = _prometheus_firing(stack, "FLPrivacyBudgetNearlyExhausted")
     assert all(lb["team"] == "security" for lb in labels)
     for channel in (CHANNELS["warning"], SECURITY_CHANNEL):
         msg = _firing(stack, "FLPrivacyBudgetNearlyExhausted", channel)
         assert "94.4%" in msg.all_text()  # 7.08 / 7.5
+    # FLPrivacyBudgetExhausted is evaluated with it, from the same ratio: not firing
     assert stack.prometheus is not None
     assert not stack.prometheus.firing("FLPrivacyBudgetExhausted")
     # The accountant refuses the third release (it would pass 7.5): the run stops there.

@@ -16,6 +16,7 @@ import yaml
 
 from flmon.harness.ports import free_port
 from flmon.harness.slack_receiver import SlackReceiver
+from tests.e2e.amsignals import is_sentinel, sentinel, wait_inhibited
 
 from .conftest import REPO, example_data, require_tool, run_tool, with_changes
 
@@ -157,12 +158,20 @@ def test_alertmanager_delivers_readable_slack_messages(
                                          data=json.dumps(alerts).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5).close()
-        slack.wait_for_count(4, timeout=20)
-        time.sleep(2)  # room for an inhibited message to show up, were it not inhibited
+        # AlertManager reports the warnings as inhibited; then a sentinel posted after them
+        # arrives: had an inhibited alert been sent, it would have arrived before.
+        assert wait_inhibited(base, "FLLowTrainingAccuracy")
+        assert wait_inhibited(base, "FLNodeOffline")
+        request = urllib.request.Request(
+            f"{base}/api/v2/alerts", data=json.dumps([sentinel("default")]).encode(),
+            method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).close()
+        slack.wait_for(lambda m: is_sentinel(m.payload["attachments"][0]["title"]), 30)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    payloads = [m.payload for m in slack.messages()]
+    payloads = [m.payload for m in slack.messages()
+                if not is_sentinel(m.payload["attachments"][0]["title"])]
     by_channel: dict[str, list[dict[str, Any]]] = {}
     for p in payloads:
         by_channel.setdefault(p["channel"], []).append(p)

@@ -1,4 +1,7 @@
-"""The bounded queue and its worker: never blocking, counting, retrying, closing on time."""
+"""The bounded queue and its worker: never blocking, counting, retrying, closing on time.
+
+Deadlines are asserted through what ``close`` returns and what the counters say; how long
+closing takes is a figure of ``make bench`` (``benchmarks/sinks_bench.py``)."""
 
 from __future__ import annotations
 
@@ -111,17 +114,26 @@ def test_close_returns_by_its_deadline_when_the_send_hangs(metrics: FlmonMetrics
                     plan=["hang"])
     for i in range(5):
         sink.put(i)
-    assert sink.entered.wait(2.0)
-    started = time.monotonic()
+    assert sink.entered.wait(10.0)
     assert sink.close(0.5) is False
-    elapsed = time.monotonic() - started
-    assert elapsed < 0.5 + 0.5
-    # 2 in flight and 3 queued, all counted dropped; the late delivery is not counted.
+    # close returned while the send still hangs: it did not wait for it
+    assert not sink.release.is_set() and sink.delivered == []
+    worker = _worker("t")
+    assert worker.is_alive()
+    # 2 in flight and 3 queued, all counted dropped
     assert count(metrics, "fl_sink_dropped_total", "t") == 5
     sink.release.set()
-    time.sleep(0.1)
-    assert count(metrics, "fl_sink_sent_total", "t") == 0
+    worker.join(10.0)  # the positive signal: the late send returned and the worker ended
+    assert not worker.is_alive()
+    assert sink.delivered == [0, 1]  # it did arrive late...
+    assert count(metrics, "fl_sink_sent_total", "t") == 0  # ...and is not counted
+    assert count(metrics, "fl_sink_dropped_total", "t") == 5
     assert sink.close(0.1) is False  # idempotent, same outcome
+
+
+def _worker(name: str) -> threading.Thread:
+    (thread,) = [t for t in threading.enumerate() if t.name == f"flmon-sink-{name}"]
+    return thread
 
 
 def test_put_after_close_is_dropped(metrics: FlmonMetrics) -> None:
@@ -167,11 +179,10 @@ def test_backs_off_between_retries_while_closing(metrics: FlmonMetrics) -> None:
     sink = Recorder("t", settings, metrics, plan=["retry"] * 1000, start=False)
     sink.put(1)
     sink.start()
-    started = time.monotonic()
     assert sink.close(1.0) is False
-    assert time.monotonic() - started < 1.0 + 0.5
-    # about one attempt per back-off (0.1-0.2 s) within the 1 s deadline, not a busy loop
-    assert 2 <= len(sink.attempts) <= 12
+    # at most one attempt per back-off (0.1-0.2 s) within the 1 s deadline, not a busy
+    # loop; more than one: the worker kept retrying while closing
+    assert 2 <= len(sink.attempts) <= 11
     assert count(metrics, "fl_sink_dropped_total", "t") == 1
 
 

@@ -1,16 +1,16 @@
 """Elasticsearch log sink against a loopback server that answers ``_bulk`` like Elasticsearch.
 
-The last test runs against a real cluster when ``FLMON_TEST_ES_URL`` is set, and is
-reported as skipped otherwise.
+The sink's real ``elasticsearch-py`` client (transport, product check, bulk helper, retries)
+talks to :class:`flmon.sinks.loopback.FakeElasticsearch`, which speaks the bulk wire
+format: NDJSON ``create`` actions in, per-item statuses out (``201``, ``409`` conflicts,
+``429`` and ``5xx`` for retries), with Elasticsearch's product header.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,6 @@ from flmon.sinks.elasticsearch import (
     ElasticsearchHandler,
     read_credentials,
 )
-
-# Read before the autouse fixture clears FLMON_* variables.
-_OUTER_ENV = dict(os.environ)
-REAL_ES_URL = _OUTER_ENV.get("FLMON_TEST_ES_URL")
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _LEVELS = {"debug", "info", "warning", "error", "critical"}
@@ -231,41 +227,6 @@ def test_config_from_env() -> None:
     assert cfg.index == "logs-flmon-prod" and cfg.level == logging.WARNING
     with pytest.raises(ValueError):
         ElasticsearchConfig(index="Not Valid")
-
-
-@pytest.mark.skipif(
-    not REAL_ES_URL,
-    reason="opt-in: set FLMON_TEST_ES_URL (and FLMON_ES_API_KEY[_FILE] or "
-           "FLMON_ES_USERNAME/FLMON_ES_PASSWORD[_FILE]) to run against a real cluster",
-)
-def test_against_a_real_cluster(metrics: FlmonMetrics, train_logger: logging.Logger) -> None:
-    from elasticsearch import Elasticsearch
-
-    assert REAL_ES_URL is not None
-    env = {k: v for k, v in _OUTER_ENV.items() if k.startswith("FLMON_ES_")}
-    index = f"flmon-test-{uuid.uuid4().hex[:12]}"
-    cfg = ElasticsearchConfig(hosts=(REAL_ES_URL,), index=index,
-                              ca_certs=env.get("FLMON_ES_CA_CERTS"),
-                              queue=QueueSettings(batch_size=7, flush_interval=0.1))
-    handler = ElasticsearchHandler(cfg, metrics, env=env)
-    client = Elasticsearch(REAL_ES_URL, ca_certs=cfg.ca_certs, **read_credentials(env))
-    try:
-        train_logger.addHandler(handler)
-        with log_context(run_id="real-run", round=1):
-            for i in range(20):
-                train_logger.info("real %d", i)
-        assert handler.sink.close(30.0)
-        assert count(metrics, "fl_sink_sent_total", "elasticsearch") == 20
-        client.indices.refresh(index=index)
-        assert client.count(index=index)["count"] == 20
-        hits = client.search(index=index, query={"match": {"message": "real 3"}})
-        doc = hits["hits"]["hits"][0]["_source"]
-        assert_ecs(doc)
-        assert doc["labels"]["run_id"] == "real-run"
-    finally:
-        handler.close(1.0)
-        client.options(ignore_status=404).indices.delete(index=index)
-        client.close()
 
 
 def test_other_handlers_see_the_record_unchanged(

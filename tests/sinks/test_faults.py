@@ -1,5 +1,7 @@
 """Each sink pointed at a closed port, a black hole and a slow endpoint while a training
-loop runs: the loop completes, the drop counter moves, and ``close`` keeps its deadline.
+loop runs: the loop completes, the drop counter moves, and ``close`` accounts for every
+record. How long the loop and ``close`` take is measured by ``make bench``
+(``benchmarks/sinks_bench.py``), not asserted here.
 
 DogStatsD speaks datagrams, which have no "answer" to wait for: its black hole and slow
 endpoint are Unix datagram sockets that are never (or only every 10 s) read, which is
@@ -14,7 +16,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,7 +31,6 @@ from flmon.sinks.slack import SlackConfig, SlackNotifier
 
 STEPS = 1500
 CLOSE_DEADLINE = 1.0
-MARGIN = 1.0
 SETTINGS = QueueSettings(queue_size=100, batch_size=50, flush_interval=0.05, max_retries=2,
                          initial_backoff=0.05, max_backoff=0.2, close_timeout=CLOSE_DEADLINE)
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def http_endpoint(fault: str, stack: ExitStack) -> str:
         return f"http://127.0.0.1:{closed_port()}"
     if fault == "blackhole":
         return stack.enter_context(_closing(BlackHole())).url
-    return stack.enter_context(_closing(SlowHttpServer(delay=10.0))).url
+    return stack.enter_context(_closing(SlowHttpServer(delay=3600.0))).url
 
 
 class _closing:  # noqa: N801 - used like contextlib.closing
@@ -91,15 +91,18 @@ def build(kind: str, fault: str, metrics: FlmonMetrics, stack: ExitStack,
     return slack, lambda i: slack.notify(f"step {i}")  # type: ignore[return-value]
 
 
-def train(step: Step, steps: int = STEPS) -> float:
-    """A plain training loop: a little arithmetic per step and one sink call."""
-    started = time.monotonic()
+def train(step: Step, steps: int = STEPS) -> int:
+    """A plain training loop: a little arithmetic per step and one sink call.
+
+    Returns the number of steps run."""
     weights = [0.0] * 32
+    done = 0
     for i in range(steps):
         for j in range(len(weights)):
             weights[j] += 0.001 * (j - weights[j])
         step(i)
-    return time.monotonic() - started
+        done += 1
+    return done
 
 
 @pytest.fixture
@@ -114,11 +117,9 @@ def test_a_faulty_endpoint_never_blocks_training(
         kind: str, fault: str, metrics: FlmonMetrics, stack: ExitStack,
         tmp_path: Path) -> None:
     sink, step = build(kind, fault, metrics, stack, tmp_path)
-    elapsed = train(step)
-    assert elapsed < 10.0  # liveness only: the loop ran to its end
-    started = time.monotonic()
+    assert train(step) == STEPS  # the loop ran to its end
     sink.close(CLOSE_DEADLINE)
-    assert time.monotonic() - started < CLOSE_DEADLINE + MARGIN
+    assert sink.closed
     dropped = count(metrics, "fl_sink_dropped_total", kind)
     sent = count(metrics, "fl_sink_sent_total", kind)
     assert dropped > 0
@@ -187,18 +188,20 @@ def test_dogstatsd_over_udp_cannot_see_a_black_hole(metrics: FlmonMetrics) -> No
                                        origin_detection=False,
                                        queue=QueueSettings(queue_size=STEPS)),
                          metrics=metrics)
-        train(lambda i: dd.record("fl_local_training_loss", 0.5))
-        started = time.monotonic()
+        assert train(lambda i: dd.record("fl_local_training_loss", 0.5)) == STEPS
         assert dd.close(CLOSE_DEADLINE)
-        assert time.monotonic() - started < CLOSE_DEADLINE + MARGIN
         assert count(metrics, "fl_sink_sent_total", "datadog") == STEPS
     finally:
         hole.close()
 
 
 def test_the_process_exits_promptly_without_close(tmp_path: Path) -> None:
-    """Sinks left open at exit are flushed with their deadline; nothing keeps the process."""
-    hole, slow = BlackHole(), SlowHttpServer(delay=10.0)
+    """Sinks left open at exit are flushed with their deadline; nothing keeps the process.
+
+    Neither endpoint answers before the process has ended (the slow one answers only when
+    closed, after it): that the process ends at all shows that nothing waits for them.
+    """
+    hole, slow = BlackHole(), SlowHttpServer(delay=3600.0)
     udp = UdpReceiver()
     udp.close()
     script = tmp_path / "train.py"
@@ -227,16 +230,14 @@ def test_the_process_exits_promptly_without_close(tmp_path: Path) -> None:
         print("loop done", flush=True)
     """))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    started = time.monotonic()
     try:
+        # the timeout only keeps a hung process from hanging the suite
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              timeout=30, env=env, cwd=tmp_path)
+                              timeout=60, env=env, cwd=tmp_path)
     finally:
         hole.close()
         slow.close()
-    elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "loop done"
-    # three sinks, each closed at exit with a 1 s deadline, plus interpreter start-up
-    # (generous: a liveness check on a shared machine, not a timing)
-    assert elapsed < 3 * 1.0 + 7.0, proc.stderr
+    # the Slack message reached the endpoint, which had not answered when the process ended
+    assert slow.hits >= 1
