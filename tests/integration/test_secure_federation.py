@@ -52,7 +52,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         pushed = {}
         for family in text_string_to_metric_families(gateway.metrics_text()):
             for sample in family.samples:
-                pushed[sample.name] = sample.value
+                pushed[sample.name] = pushed.get(sample.name, 0.0) + sample.value
         yield {"fed": fed, "outsiders": outsiders, "pushed": pushed,
                "superlink_log": fed.superlink.log_tail(400)}
 
@@ -76,6 +76,8 @@ def test_a_run_goes_through_over_tls(secure: dict[str, object]) -> None:
     pushed: dict[str, float] = secure["pushed"]  # type: ignore[assignment]
     assert pushed["fl_rounds_completed_total"] == 1
     assert pushed["fl_nodes_connected"] == NODES
+    assert pushed["fl_model_updates_total"] == NODES  # every train reply came over TLS
+    assert pushed["fl_telemetry_received_total"] == 2 * NODES
 
 
 def test_unregistered_and_plaintext_supernodes_are_refused(secure: dict[str, object]) -> None:
