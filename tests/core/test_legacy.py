@@ -115,8 +115,9 @@ def test_uninstrumented_legacy_server_gets_the_apps_metrics_unchanged() -> None:
     clients: list[LegacyClient] = []
     start_grid(grid=InProcessGrid(_apps(["honest", "honest"], clients)),
                config=ServerConfig(num_rounds=1), strategy=_fedavg())
-    assert SEEN_METRICS and all(set(seen) == {"loss", "accuracy"} for seen in SEEN_METRICS
-                                if "loss" in seen)
+    # fit metrics as the clients wrote them, evaluate metrics likewise: nothing added
+    assert SEEN_METRICS and all(set(seen) in ({"loss", "accuracy"}, {"accuracy"})
+                                for seen in SEEN_METRICS)
     assert all(set(c) == set() for cl in clients for c in cl.configs)
 
 
