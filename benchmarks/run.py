@@ -1,13 +1,14 @@
 """``make bench``: run every benchmark, print a table, write ``benchmarks/results.json``.
 
-    python -m benchmarks.run                      # everything, full sizes (about 15 min)
+    python -m benchmarks.run                      # everything, full sizes (about 30 min)
     python -m benchmarks.run --quick              # tiny sizes, a minute or two
     python -m benchmarks.run --only hotpath,exposition
     python -m benchmarks.run --out /tmp/r.json    # write elsewhere
 
 Sections: hotpath, exposition, render, sinks (when ``benchmarks/sinks_bench.py`` is
 present), wholerun, load, watch, aggregate (``instrument(FedAvg())`` vs ``FedAvg()`` at
-1M to 100M parameters). Every comparison is measured side by side in the same run;
+1M to 100M parameters), simulation (a 1,000-client simulation run, flmon on and off;
+needs the ``simulation`` extra). Every comparison is measured side by side in the same run;
 the method is in docs/performance.md.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 from benchmarks.common import ROOT, environment
 
 SECTIONS = ("hotpath", "exposition", "render", "sinks", "wholerun", "load", "watch",
-            "aggregate")
+            "aggregate", "simulation")
 RESULTS = Path(ROOT) / "benchmarks" / "results.json"
 
 
@@ -141,6 +142,18 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                      _f(_med(fed["ratio_strategy"]), ".3f", "x"),
                      f"[{_f(fed['ratio_strategy'].get('min'), '.3f')}, "
                      f"{_f(fed['ratio_strategy'].get('max'), '.3f')}]"))
+    elif name == "simulation":
+        if not r.get("available"):
+            rows.append(("simulation", "n/a", r.get("reason", "")))
+        else:
+            rows.append((f"simulation {r['clients']} clients, wall on/off",
+                         _f(_med(r["ratio_wall"]), ".3f", "x"),
+                         f"{_f(_med(r['wall_seconds_on']), '.0f')} s vs "
+                         f"{_f(_med(r['wall_seconds_off']), '.0f')} s"))
+            rows.append((f"simulation {r['clients']} clients, CPU on/off",
+                         _f(_med(r["ratio_cpu"]), ".3f", "x"),
+                         f"{_f(_med(r['cpu_seconds_on']), '.0f')} s vs "
+                         f"{_f(_med(r['cpu_seconds_off']), '.0f')} s"))
     elif name == "load":
         for endpoint, e in r["locust"].items():
             if endpoint == "Aggregated":

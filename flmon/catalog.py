@@ -207,6 +207,10 @@ CATALOG: tuple[MetricSpec, ...] = (
        "clients.", _C),
     _m("fl_anomalous_updates_total", "counter",
        "Updates whose anomaly score crossed the configured threshold.", _C),
+    _m("fl_update_indicators_available", "gauge",
+       "1 when per-client update indicators (norm, cosine, anomaly score) are computed; 0 "
+       "when they cannot be (secure aggregation: the server sees only the masked sum) or "
+       "are turned off."),
     _m("fl_update_norm_median", "gauge", "Median update norm across the last round's clients."),
     _m("fl_dp_epsilon_spent", "gauge", "Differential-privacy epsilon spent so far (accountant)."),
     _m("fl_dp_epsilon_budget", "gauge", "Maximum epsilon the accountant allows (0: unbounded)."),

@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
                         help="after the summary keep Prometheus and AlertManager up until Ctrl-C")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip training the centralized baseline")
+    parser.add_argument("--insecure", action="store_true",
+                        help="run the SuperLink without TLS and accept any SuperNode; by "
+                             "default it serves TLS (a CA, server certificate and SuperNode "
+                             "keys made in the work directory) and accepts only SuperNodes "
+                             "registered with `flwr supernode register`"),
     parser.set_defaults(func=run)
 
 
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     options = DemoOptions(
         scenario=args.scenario, example=args.example, nodes=args.nodes, rounds=args.rounds,
         dp=args.dp, workdir=args.workdir, hold=args.hold, baseline=args.baseline,
+        insecure=args.insecure,
     )
     try:
         return run_demo(options)

@@ -37,6 +37,7 @@ class DemoOptions:
     workdir: Path = Path(".flmon-demo")
     hold: bool = False
     baseline: bool = True
+    insecure: bool = False
     examples_dir: Path = EXAMPLES_DIR
 
 
@@ -103,13 +104,17 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
            f"rounds, scenario {scenario.name}: {scenario.description}")
     workdir = opts.workdir.resolve()
     try:
-        with DemoStack(federation, opts.nodes, workdir=workdir, on_slack=p.slack) as stack:
+        with DemoStack(federation, opts.nodes, workdir=workdir, on_slack=p.slack,
+                       secure=not opts.insecure) as stack:
             assert stack.prometheus is not None and stack.alertmanager is not None
             p.line(f"Prometheus {stack.prometheus.url}  AlertManager {stack.alertmanager.url}  "
                    f"Pushgateway {stack.pushgateway.url}  Slack receiver {stack.slack.url}")
             p.line(f"SuperLink {stack.flower.address if stack.flower else '-'}, "
                    f"{opts.nodes} SuperNodes, flmon watch {stack.watch_address}; "
                    f"logs in {workdir}")
+            p.line("SuperLink with TLS and SuperNode authentication (CA, certificates and "
+                   f"node keys in {workdir / 'flower'})" if not opts.insecure else
+                   "SuperLink INSECURE (--insecure): no TLS, any SuperNode accepted")
             extra: dict[str, ConfigValue] = {"dp": True} if opts.dp else {}
             run = ScenarioRun(stack, opts.example, scenario, opts.rounds, run_config=extra,
                               examples_dir=opts.examples_dir, on_round=p.row,

@@ -79,6 +79,9 @@ class DemoStack:
         Called with each Slack message the receiver accepts.
     alert_overrides
         Per-alert settings replacing the demo's (see :func:`flmon.demo.config.demo_config`).
+    secure
+        The SuperLink serves TLS and accepts only registered SuperNodes (certificates
+        and keys made in the work directory at start); ``False`` runs it ``--insecure``.
     """
 
     def __init__(
@@ -90,8 +93,10 @@ class DemoStack:
         workdir: Path | None = None,
         on_slack: Callable[[SlackMessage], None] | None = None,
         alert_overrides: dict[str, dict[str, Any]] | None = None,
+        secure: bool = True,
     ) -> None:
         self.federation = federation
+        self.secure = secure
         self.num_nodes = num_nodes
         self.node_config = node_config
         self.alert_overrides = alert_overrides
@@ -204,7 +209,8 @@ class DemoStack:
         if self.node_config is not None:
             kwargs["node_config"] = self.node_config
         self.flower = self._stack.enter_context(FlowerFederation(
-            self.num_nodes, workdir=self.workdir / "flower", env=FLOWER_ENV, **kwargs
+            self.num_nodes, workdir=self.workdir / "flower", env=FLOWER_ENV,
+            secure=self.secure, **kwargs
         ))
         # flmon watch next to the SuperLink, as the Helm chart deploys it.
         self.watch = self._stack.enter_context(WatchProcess(

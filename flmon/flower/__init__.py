@@ -1,15 +1,18 @@
-"""Flower integration: ``telemetry_mod`` for ClientApps, ``instrument`` for strategies.
+"""Flower integration: ``telemetry_mod`` for ClientApps, ``instrument`` for strategies
+(Message-API and legacy ``flwr.server.strategy`` ones).
 
 Tested against the Flower range pinned in ``pyproject.toml`` (the ``flower`` extra):
 the Message API of ``flwr.clientapp`` and ``flwr.serverapp`` changed across recent
 minor releases.
 """
 
+from flmon.flower.legacy import InstrumentedLegacyStrategy
 from flmon.flower.mod import TelemetryMod, telemetry_mod
 from flmon.flower.strategy import InstrumentedStrategy, instrument
 from flmon.security.localdp import LocalDpEpsilon, report_dp_epsilon
 
 __all__ = [
+    "InstrumentedLegacyStrategy",
     "InstrumentedStrategy",
     "LocalDpEpsilon",
     "TelemetryMod",

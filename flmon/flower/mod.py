@@ -3,7 +3,9 @@
 The mod times each train and evaluate call, reads the server round from the message's
 config, takes what ``track_training`` / ``FlmonCallback`` recorded during the call, and
 attaches it to the reply as a small ConfigRecord under ``flmon.telemetry``: numbers from
-an allow-list, nothing else. The app's own ArrayRecord and MetricRecord are left as
+an allow-list, nothing else. On Flower's legacy path, when the instrumented server asks,
+the same numbers also go into the reply's metrics under a reserved prefix (see
+:mod:`.legacy_telemetry`). The app's own ArrayRecord and MetricRecord are left as
 they are, so the reply still passes every strategy's consistency check, and a server
 that is not instrumented simply ignores the extra record.
 """
@@ -21,6 +23,7 @@ from flwr.app import ConfigRecord, Context, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
 
 from flmon import telemetry
+from flmon.flower import legacy_telemetry
 from flmon.metric_keys import ROUND, first_key, is_int
 from flmon.training import LocalRecorder, default_recorder
 
@@ -85,8 +88,14 @@ class TelemetryMod:
         return self._recorder if self._recorder is not None else default_recorder()
 
     def __call__(self, msg: Message, ctx: Context, call_next: ClientAppCallable) -> Message:
-        if msg.metadata.message_type.split(".")[0] not in _PHASES:
+        phase = msg.metadata.message_type.split(".")[0]
+        if phase not in _PHASES:
             return call_next(msg, ctx)
+        legacy_record = None
+        try:
+            legacy_record = legacy_telemetry.take_request(msg, phase)
+        except Exception:
+            log.debug("could not read a legacy telemetry request", exc_info=True)
         recorder = self.recorder
         recorder.take()  # figures of an earlier message are not this one's
         start = time.perf_counter()
@@ -104,6 +113,8 @@ class TelemetryMod:
                 {k: v for k, v in values.items() if k in self._fields}
             )
             reply.content[telemetry.RECORD_KEY] = ConfigRecord(dict(record))
+            if legacy_record is not None:
+                legacy_telemetry.embed(reply, legacy_record, record)
         except Exception:
             log.debug("could not attach telemetry", exc_info=True)
         return reply

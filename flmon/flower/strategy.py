@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -46,6 +46,11 @@ from flmon.security.updates import (
     split_positions,
     summarize_update,
 )
+
+if TYPE_CHECKING:
+    from flwr.server.strategy import Strategy as LegacyStrategy
+
+    from flmon.flower.legacy import InstrumentedLegacyStrategy
 
 log = logging.getLogger("flmon.flower")
 
@@ -448,6 +453,7 @@ class InstrumentedStrategy(Strategy):
         self._safely("run start", lambda: self.recorder.run_started(
             run_id, type(self.strategy).__name__, _flwr_version(), num_rounds))
         self._safely("dp", self._record_dp)
+        self.metrics.gauge("fl_update_indicators_available").set(1 if self.update_stats else 0)
         if read_dp(self.strategy) is not None:
             self._safely("dp", self.recorder.dp_started)
         wrapped_fn = None
@@ -477,6 +483,32 @@ class InstrumentedStrategy(Strategy):
                 self.pusher.close(timeout=5.0)
 
 
-def instrument(strategy: Strategy, **options: Any) -> InstrumentedStrategy:
-    """Wrap ``strategy`` so that it records ``fl_*`` metrics; see :class:`InstrumentedStrategy`."""
+@overload
+def instrument(strategy: Strategy, **options: Any) -> InstrumentedStrategy: ...
+
+
+@overload
+def instrument(strategy: LegacyStrategy, **options: Any) -> InstrumentedLegacyStrategy: ...
+
+
+def instrument(
+    strategy: Strategy | LegacyStrategy, **options: Any
+) -> InstrumentedStrategy | InstrumentedLegacyStrategy:
+    """Wrap ``strategy`` so that it records ``fl_*`` metrics.
+
+    A Message-API ``flwr.serverapp.strategy.Strategy`` gets an
+    :class:`InstrumentedStrategy`; a legacy ``flwr.server.strategy.Strategy`` an
+    :class:`flmon.flower.legacy.InstrumentedLegacyStrategy`.
+    """
+    from flwr.server.strategy import Strategy as Legacy
+
+    if isinstance(strategy, Legacy):
+        from flmon.flower.legacy import InstrumentedLegacyStrategy as Wrapper
+
+        return Wrapper(strategy, **options)
+    if not isinstance(strategy, Strategy):
+        raise TypeError(
+            "instrument() needs a flwr.serverapp.strategy.Strategy or a legacy "
+            f"flwr.server.strategy.Strategy, got {type(strategy)!r}"
+        )
     return InstrumentedStrategy(strategy, **options)

@@ -5,6 +5,12 @@ Flower 1.42's SuperLink serves its Runtime, Control and Fleet APIs on one HTTP p
 ``flwr run APP CONNECTION`` reads the connection from ``$FLWR_HOME/config.toml``, which
 the harness writes into its work directory, so nothing outside it is touched. The
 SuperLink starts each run's ServerApp in a fresh subprocess.
+
+With ``secure=True`` the SuperLink serves TLS (a CA and server certificate made at run
+time in the work directory, :mod:`flmon.harness.tls`) and accepts only registered
+SuperNodes (``--enable-supernode-auth``): each SuperNode gets its own key pair, its
+public key is registered with ``flwr supernode register``, and it connects with
+``--root-certificates`` and ``--auth-supernode-private-key``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from types import TracebackType
 
 from flmon.harness.ports import LOOPBACK, free_port, wait_listening
 from flmon.harness.process import ManagedProcess, ProcessError
+from flmon.harness.tls import NodeKey, Pki, make_node_key, make_pki
 
 ConfigValue = int | float | str | bool
 NodeConfig = Callable[[int, int], Mapping[str, ConfigValue]]
@@ -77,6 +84,9 @@ class FlowerFederation:
         omitted.
     env
         Extra environment for every process (e.g. ``FLMON_PUSHGATEWAY``).
+    secure
+        TLS and SuperNode authentication (see the module docstring); plain HTTP and
+        any SuperNode accepted (``--insecure``) otherwise.
     """
 
     def __init__(
@@ -85,6 +95,7 @@ class FlowerFederation:
         node_config: NodeConfig = default_node_config,
         workdir: Path | None = None,
         env: Mapping[str, str] | None = None,
+        secure: bool = False,
     ) -> None:
         if num_supernodes < 1:
             raise ValueError("num_supernodes must be >= 1")
@@ -103,6 +114,22 @@ class FlowerFederation:
         self.superlink_port = 0
         self.superlink: ManagedProcess | None = None
         self.supernodes: list[ManagedProcess] = []
+        self.secure = secure
+        self.pki: Pki | None = None
+        self.node_keys: list[NodeKey] = []
+
+    @property
+    def root_certificates(self) -> Path | None:
+        """The CA certificate clients of a secure SuperLink verify it with."""
+        return self.pki.ca_cert if self.pki is not None else None
+
+    def _transport_args(self) -> list[str]:
+        if self.pki is None:
+            return ["--insecure"]
+        return ["--ssl-certfile", str(self.pki.server_cert),
+                "--ssl-keyfile", str(self.pki.server_key),
+                "--ssl-ca-certfile", str(self.pki.ca_cert),
+                "--enable-supernode-auth"]
 
     @property
     def address(self) -> str:
@@ -111,10 +138,12 @@ class FlowerFederation:
     # -- lifecycle -------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> FlowerFederation:
         self.flwr_home.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            self.pki = make_pki(self.workdir / "pki", hosts=(LOOPBACK, "localhost"))
         self.superlink_port = free_port()
         self.superlink = ManagedProcess(
             "superlink",
-            [_bin("flower-superlink"), "--insecure", "--host", LOOPBACK,
+            [_bin("flower-superlink"), *self._transport_args(), "--host", LOOPBACK,
              "--port", str(self.superlink_port),
              # Apps run in this interpreter's environment, where flmon is installed.
              "--disable-runtime-dependency-installation"],
@@ -122,9 +151,11 @@ class FlowerFederation:
         ).start()
         try:
             self._wait(self.superlink, self.superlink_port, timeout)
+            transport = ("insecure = true\n" if self.pki is None else
+                         f'root-certificates = "{self.pki.ca_cert}"\n')
             (self.flwr_home / "config.toml").write_text(
                 f'[superlink]\ndefault = "{CONNECTION}"\n\n'
-                f'[superlink.{CONNECTION}]\naddress = "{self.address}"\ninsecure = true\n'
+                f'[superlink.{CONNECTION}]\naddress = "{self.address}"\n{transport}'
             )
             for index in range(self.num_supernodes):
                 self.supernodes.append(self._start_supernode(index))
@@ -144,12 +175,34 @@ class FlowerFederation:
                 continue
         raise ProcessError(f"{proc.name} did not listen on {port}:\n{proc.log_tail()}")
 
+    def register_supernode(self, public_key: Path) -> str:
+        """``flwr supernode register KEY.pub``: allow a SuperNode's key; returns the output."""
+        completed = subprocess.run(
+            [_bin("flwr"), "supernode", "register", str(public_key), CONNECTION],
+            env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=120,
+            check=False)
+        output = completed.stdout + completed.stderr
+        if completed.returncode != 0:
+            raise ProcessError(f"flwr supernode register {public_key} failed "
+                               f"({completed.returncode}):\n{output}")
+        return output
+
+    def _node_args(self, index: int) -> list[str]:
+        if self.pki is None:
+            return ["--insecure"]
+        while len(self.node_keys) <= index:
+            key = make_node_key(self.workdir / "keys", f"supernode-{len(self.node_keys)}")
+            self.register_supernode(key.public)
+            self.node_keys.append(key)
+        return ["--root-certificates", str(self.pki.ca_cert),
+                "--auth-supernode-private-key", str(self.node_keys[index].private)]
+
     def _start_supernode(self, index: int) -> ManagedProcess:
         port = free_port()
         config = format_config(self.node_config(index, self.num_supernodes))
         proc = ManagedProcess(
             f"supernode-{index}",
-            [_bin("flower-supernode"), "--insecure", "--superlink", self.address,
+            [_bin("flower-supernode"), *self._node_args(index), "--superlink", self.address,
              "--host", LOOPBACK, "--port", str(port), "--node-config", config],
             self.workdir / f"supernode-{index}.log", env=self.env, cwd=self.workdir,
         ).start()
@@ -161,7 +214,10 @@ class FlowerFederation:
         self.supernodes[index].kill()
 
     def restart_supernode(self, index: int) -> None:
-        """Start SuperNode ``index`` again with its node config (it gets a new node id)."""
+        """Start SuperNode ``index`` again with its node config.
+
+        Without authentication it gets a new node id; with it, it comes back with its
+        registered key and so its node id."""
         self.supernodes[index].stop()
         self.supernodes[index] = self._start_supernode(index)
 

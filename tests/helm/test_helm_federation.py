@@ -47,6 +47,13 @@ def _env(container: dict[str, Any], pod_name: str, tmp_path: Path) -> dict[str, 
     return env
 
 
+def _fake_flwr(bin_dir: Path, log: Path) -> None:
+    """A stand-in ``flwr`` that appends its arguments to ``log`` (one call per line)."""
+    path = bin_dir / "flwr"
+    path.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
 def _run_entrypoint(container: dict[str, Any], env: dict[str, str], bin_dir: Path,
                     ) -> subprocess.CompletedProcess[str]:
     command = container["command"]
@@ -69,11 +76,18 @@ def test_each_supernode_takes_its_partition_from_its_ordinal(tmp_path: Path, ord
     assert statefulset["spec"]["replicas"] == 5
     [container] = statefulset["spec"]["template"]["spec"]["containers"]
     env = _env(container, f"flmon-supernode-{ordinal}", tmp_path)
-    result = _run_entrypoint(container, env, _fake_bin(tmp_path, "flower-supernode"))
+    bin_dir = _fake_bin(tmp_path, "flower-supernode")
+    _fake_flwr(bin_dir, tmp_path / "flwr.log")
+    result = _run_entrypoint(container, env, bin_dir)
     assert result.returncode == 0, result.stderr
     argv = result.stdout.splitlines()
     args = _parse_args_run_supernode().parse_args(argv)
-    assert args.insecure is True
+    # secure by default: TLS and this node's registered key
+    assert args.insecure is False
+    assert args.root_certificates == "/etc/flwr/ca/ca.crt"
+    assert args.auth_supernode_private_key == f"/etc/flwr/keys/supernode-{ordinal}"
+    assert (tmp_path / "flwr.log").read_text() == (
+        f"supernode register /etc/flwr/keys/supernode-{ordinal}.pub flmon\n")
     assert args.superlink == f"flmon-superlink.{NAMESPACE}.svc:9093"
     config = parse_config_args([args.node_config])
     assert config == {"partition-id": ordinal, "num-partitions": 5,
@@ -105,7 +119,9 @@ def test_extra_supernode_args_reach_flower(tmp_path: Path) -> None:
     values = {"federation": {"supernode": {"extraArgs": ["--max-retries", "7"]}}}
     [container] = _supernode(values)["spec"]["template"]["spec"]["containers"]
     env = _env(container, "flmon-supernode-0", tmp_path)
-    result = _run_entrypoint(container, env, _fake_bin(tmp_path, "flower-supernode"))
+    bin_dir = _fake_bin(tmp_path, "flower-supernode")
+    _fake_flwr(bin_dir, tmp_path / "flwr.log")
+    result = _run_entrypoint(container, env, bin_dir)
     assert result.returncode == 0, result.stderr
     assert _parse_args_run_supernode().parse_args(result.stdout.splitlines()).max_retries == 7
 
@@ -117,7 +133,10 @@ def test_superlink_flags_parse_with_flower() -> None:
     [container] = superlink["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["flower-superlink"]
     args = _parse_args_run_superlink().parse_args(container["args"])
-    assert args.insecure is True
+    assert args.insecure is False
+    assert (args.ssl_certfile, args.ssl_keyfile, args.ssl_ca_certfile) == (
+        "/etc/flwr/tls/tls.crt", "/etc/flwr/tls/tls.key", "/etc/flwr/tls/ca.crt")
+    assert args.enable_supernode_auth is True
     assert (args.host, args.port) == ("0.0.0.0", 9093)
     assert args.health_server_address == "0.0.0.0:9098"
     assert args.isolation == "subprocess"
@@ -217,7 +236,8 @@ def test_flower_reads_the_rendered_connection(tmp_path: Path,
     monkeypatch.setenv("FLWR_HOME", str(home))
     connection = read_superlink_connection("flmon")
     assert connection.address == f"flmon-superlink.{NAMESPACE}.svc:9093"
-    assert connection.insecure is True
+    assert connection.insecure is False
+    assert connection.root_certificates == "/etc/flwr/ca/ca.crt"
 
 
 def test_each_revision_submits_a_new_run_job() -> None:

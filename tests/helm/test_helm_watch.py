@@ -23,7 +23,15 @@ def test_the_watch_polls_the_charts_superlink_and_cleans_its_pushgateway() -> No
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["flmon", "watch"]
     assert f"--superlink=flmon-superlink.{NAMESPACE}.svc:9093" in args
-    assert "--insecure" in args
+    # The chart's SuperLink serves TLS: the watch trusts the CA of its certificate Secret.
+    assert "--root-certificates=/etc/flmon/superlink-ca/ca.crt" in args
+    assert "--insecure" not in args
+    spec = deployment["spec"]["template"]["spec"]
+    assert {"name": "superlink-ca", "secret": {"secretName": "flmon-superlink-tls", "items": [
+        {"key": "ca.crt", "path": "ca.crt"}]}} in spec["volumes"]
+    _, insecure_args = _watch({"federation": {
+        "tls": {"enabled": False}, "supernodeAuth": {"enabled": False}}})
+    assert "--insecure" in insecure_args
     assert "--addr=0.0.0.0" in args and "--port=9465" in args
     assert f"--pushgateway=flmon-pushgateway.{NAMESPACE}.svc:9091" in args
     assert "--stale-after=30m" in args and "--interval=5s" in args

@@ -67,7 +67,9 @@ def test_either_scrape_source_alone_is_accepted(live: bool, pushed: bool,
 @pytest.mark.parametrize("job", ["flmon", "flmon-pushgateway"])
 def test_the_live_job_must_differ_from_both_pushgateway_jobs(job: str) -> None:
     problems = _problems(scrape__live__job=job)
-    assert "live.job must differ" in problems["scrape"]
+    [(field, message)] = problems.items()
+    assert field in {"scrape.pushgateway.pushed_job", "scrape.pushgateway.job"}
+    assert message.startswith("must differ from live.job")
     # with the Pushgateway off there is nothing to double
     cfg = parse_config(with_changes(minimal_data(), scrape__live__job=job,
                                     scrape__pushgateway__enabled=False))

@@ -32,8 +32,9 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     err = _error(path)
     assert err.source == str(path)
     assert len(err.problems) == 1 and err.problems[0][0] == ""
-    assert err.problems[0][1].startswith("not valid YAML: ")
-    assert str(err).startswith(f"{path}: 1 problem(s)\n  not valid YAML: ")
+    assert err.problems[0][1].startswith("not valid YAML at line 2, column 1: ")
+    assert "(the text of the line is not shown)" in err.problems[0][1]
+    assert str(err).startswith(f"{path}: 1 problem(s)\n  not valid YAML at line 2")
 
 
 def test_problems_of_a_file_are_listed_under_its_name(tmp_path: Path) -> None:

@@ -277,3 +277,32 @@ objects. Call with a list of strings.
 {{- end }}
 {{- toYaml $out }}
 {{- end }}
+
+{{/*
+Transport security of the reference federation: Secret names, mount paths, validation.
+*/}}
+{{- define "flmon.tls.secretName" -}}
+{{- .Values.federation.tls.secretName | default (printf "%s-superlink-tls" (include "flmon.fullname" .)) }}
+{{- end }}
+{{- define "flmon.supernodeAuth.secretName" -}}
+{{- .Values.federation.supernodeAuth.secretName | default (printf "%s-supernode-keys" (include "flmon.fullname" .)) }}
+{{- end }}
+{{- define "flmon.tls.validate" -}}
+{{- if and .Values.federation.supernodeAuth.enabled (not .Values.federation.tls.enabled) }}
+{{- fail "federation.supernodeAuth.enabled needs federation.tls.enabled: Flower authenticates SuperNodes only over TLS" }}
+{{- end }}
+{{- end }}
+{{/* The CA certificate only (ca.crt of the SuperLink's Secret), for SuperNodes and the run Job. */}}
+{{- define "flmon.tls.caVolume" -}}
+- name: superlink-ca
+  secret:
+    secretName: {{ include "flmon.tls.secretName" . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- define "flmon.tls.caMount" -}}
+- name: superlink-ca
+  mountPath: /etc/flwr/ca
+  readOnly: true
+{{- end }}

@@ -39,7 +39,7 @@ def main(grid: Grid, context: Context) -> None:
             grid=grid,
             initial_arrays=ArrayRecord(initial_weights()),
             num_rounds=int(cfg["num-server-rounds"]),
-            timeout=60,
+            timeout=float(cfg["round-timeout"]),
         )
     finally:
         if exporter is not None:

@@ -1,0 +1,137 @@
+"""Checks on legacy results (``FitRes``/``EvaluateRes``) before the wrapped strategy.
+
+A legacy strategy gets ``(ClientProxy, FitRes)`` pairs that Flower has already
+converted from the reply Messages. What can stop or poison a legacy run is not the
+same as on the Message API: a NaN metric or loss averages into a NaN aggregate, a
+``num_examples`` of 0 or less (or NaN) breaks or skews the weighted average, arrays of
+the wrong number, shape or dtype, or with non-finite values, make ``aggregate`` raise
+or spread NaN, and a client whose metric keys differ from the others' makes a
+``fit_metrics_aggregation_fn`` that indexes ``m["accuracy"]`` raise. :func:`check`
+sets such results aside, with a reason, and keeps the rest.
+
+Large but valid ``num_examples`` are not bounded here: no server can tell a big
+client from one that lies about its size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flwr.common import EvaluateRes, FitRes, parameters_to_ndarrays
+from flwr.server.client_proxy import ClientProxy
+from numpy.typing import NDArray
+
+LEGACY_REASONS: tuple[str, ...] = (
+    "num_examples",
+    "non_finite_metrics",
+    "inconsistent_metric_keys",
+    "malformed_arrays",
+)
+"""Reasons (``fl_replies_quarantined_total{reason}``) used on the legacy path."""
+
+Arrays = list[NDArray[Any]]
+
+
+@dataclass
+class Checked:
+    """Results sorted for aggregation; ``arrays`` holds the decoded arrays of kept
+    train results, by node id (absent under secure aggregation)."""
+
+    kept: list[tuple[ClientProxy, Any]] = field(default_factory=list)
+    arrays: dict[int, Arrays] = field(default_factory=dict)
+    quarantined: list[tuple[ClientProxy, str]] = field(default_factory=list)
+
+
+def node_id(proxy: ClientProxy) -> int:
+    """The Flower node id of a proxy (``GridClientProxy.node_id``; ``cid`` otherwise)."""
+    value = getattr(proxy, "node_id", None)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(proxy.cid)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _good_examples(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def _array_problem(arrays: Arrays, reference: Sequence[NDArray[Any]]) -> bool:
+    if len(arrays) != len(reference):
+        return True
+    for mine, ref in zip(arrays, reference, strict=True):
+        if mine.shape != ref.shape or mine.dtype != ref.dtype:
+            return True
+        if mine.dtype.kind in "fc" and not np.all(np.isfinite(mine)):
+            return True
+    return False
+
+
+def _majority(key_sets: Sequence[frozenset[str]]) -> frozenset[str]:
+    counts = Counter(key_sets)
+    best = max(counts.values())
+    return min((keys for keys, n in counts.items() if n == best), key=lambda k: sorted(k))
+
+
+def check(
+    results: Sequence[tuple[ClientProxy, FitRes | EvaluateRes]],
+    metrics: Mapping[int, Mapping[str, Any]],
+    reference: Sequence[NDArray[Any]] | None = None,
+    secure: bool = False,
+) -> Checked:
+    """Split legacy results into kept and quarantined ones.
+
+    Parameters
+    ----------
+    results
+        The phase's results (status OK).
+    metrics
+        Each result's metrics by position in ``results``, flmon telemetry removed.
+    reference
+        The global arrays sent this round (train); arrays are checked against them.
+    secure
+        Secure aggregation: every result carries the same aggregate, not its own arrays.
+    """
+    out = Checked()
+    candidates: list[tuple[ClientProxy, Any, frozenset[str], Arrays | None]] = []
+    for index, (proxy, res) in enumerate(results):
+        values = metrics.get(index, {})
+        if not _good_examples(res.num_examples):
+            out.quarantined.append((proxy, "num_examples"))
+            continue
+        loss = getattr(res, "loss", 0.0)
+        if not all(_finite(v) for v in values.values()) or not (
+                isinstance(loss, (int, float)) and math.isfinite(loss)):
+            out.quarantined.append((proxy, "non_finite_metrics"))
+            continue
+        arrays: Arrays | None = None
+        if isinstance(res, FitRes) and not secure and reference is not None:
+            try:
+                arrays = parameters_to_ndarrays(res.parameters)
+            except Exception:  # garbage bytes from a client  # noqa: BLE001
+                arrays = None
+            if arrays is None or _array_problem(arrays, reference):
+                out.quarantined.append((proxy, "malformed_arrays"))
+                continue
+        candidates.append((proxy, res, frozenset(values), arrays))
+    if candidates:
+        majority = _majority([keys for _, _, keys, _ in candidates])
+        for proxy, res, keys, arrays in candidates:
+            if keys != majority:
+                out.quarantined.append((proxy, "inconsistent_metric_keys"))
+                continue
+            out.kept.append((proxy, res))
+            if arrays is not None:
+                out.arrays[node_id(proxy)] = arrays
+    return out
