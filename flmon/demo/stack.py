@@ -216,7 +216,7 @@ class DemoStack:
         self.watch = self._stack.enter_context(WatchProcess(
             self.flower.address, self.workdir / "watch.log",
             ["--interval", "1s", "--pushgateway", self.pushgateway.address],
-            port=self.watch_port))
+            port=self.watch_port, root_certificates=self.flower.root_certificates))
         return self.flower
 
     def stop(self) -> None:

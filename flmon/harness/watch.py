@@ -46,10 +46,14 @@ class WatchProcess:
     """
 
     def __init__(self, superlink: str, log_path: Path, args: Sequence[str] = (),
-                 port: int | None = None, env: Mapping[str, str] | None = None) -> None:
+                 port: int | None = None, env: Mapping[str, str] | None = None,
+                 root_certificates: Path | None = None) -> None:
         self.port = port or free_port()
+        # A SuperLink serving TLS is watched over TLS, trusting its CA; else plain HTTP.
+        transport = (["--root-certificates", str(root_certificates)]
+                     if root_certificates is not None else ["--insecure"])
         argv = [sys.executable, "-m", "flmon.cli.main", "watch", "--superlink", superlink,
-                "--insecure", "--addr", LOOPBACK, "--port", str(self.port), *args]
+                *transport, "--addr", LOOPBACK, "--port", str(self.port), *args]
         self.process = ManagedProcess("flmon-watch", argv, log_path, env=env)
 
     @property
