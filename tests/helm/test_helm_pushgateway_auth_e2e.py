@@ -37,7 +37,11 @@ def _mounted(pod: dict[str, Any], container: dict[str, Any], root: Path,
         secret = volumes[mount["name"]].get("secret")
         if secret is None:
             continue
-        data = secret_data(one(objects, "Secret", secret["secretName"]))
+        made = [o for o in by_kind(objects, "Secret")
+                if o["metadata"]["name"] == secret["secretName"]]
+        if not made:  # a Secret the chart does not create (cert-manager's TLS Secret)
+            continue
+        data = secret_data(made[0])
         directory = root / mount["mountPath"].lstrip("/")
         directory.mkdir(parents=True, exist_ok=True)
         for item in secret.get("items") or [{"key": k, "path": k} for k in data]:
