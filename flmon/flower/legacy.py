@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -51,11 +49,10 @@ from flwr.server.strategy import Strategy as LegacyStrategy
 from flmon import registry_hub
 from flmon.flower import legacy_guard, legacy_telemetry
 from flmon.flower.recorder import ServerRecorder, error_name
-from flmon.flower.strategy import _flwr_version, _pushgateway_credentials
+from flmon.flower.strategy import _flwr_version, check_options, make_pusher, secret_rng
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
 from flmon.logs import log_context, set_global_context
 from flmon.metrics import FlmonMetrics
-from flmon.push import Pusher
 from flmon.security.dp import read_dp
 from flmon.security.updates import (
     DEFAULT_THRESHOLD,
@@ -137,10 +134,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             )
         if num_rounds is not None and (isinstance(num_rounds, bool) or num_rounds < 1):
             raise ValueError("num_rounds must be >= 1")
-        if update_sample_size is not None and update_sample_size < 1:
-            raise ValueError("update_sample_size must be >= 1")
-        if not math.isfinite(anomaly_threshold) or anomaly_threshold <= 0:
-            raise ValueError("anomaly_threshold must be a positive number")
+        check_options(update_sample_size, anomaly_threshold)
         self.strategy = strategy
         self.num_rounds = num_rounds
         self.secure_aggregation = secure_aggregation
@@ -157,16 +151,9 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         self.quarantine = quarantine
         self.update_stats = update_stats
         self.update_sample_size = update_sample_size
-        self._rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
-        gateway = pushgateway if pushgateway is not None else os.environ.get("FLMON_PUSHGATEWAY")
-        self.pusher: Pusher | None = None
-        if gateway:
-            errors = self.metrics.counter("fl_sink_errors_total").labels(sink="pushgateway")
-            username, password = _pushgateway_credentials(pushgateway_username,
-                                                          pushgateway_password_file)
-            self.pusher = Pusher(gateway, self.metrics.registry, job=job,
-                                 grouping_key=grouping_key, on_error=lambda _e: errors.inc(),
-                                 username=username, password=password)
+        self._rng = secret_rng()
+        self.pusher = make_pusher(self.metrics, pushgateway, job, grouping_key,
+                                  pushgateway_username, pushgateway_password_file)
         self._lock = threading.Lock()
         self._started = False
         self._closed = False

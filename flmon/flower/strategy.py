@@ -90,6 +90,32 @@ def _pushgateway_credentials(
     return username, password
 
 
+def check_options(update_sample_size: int | None, anomaly_threshold: float) -> None:
+    """Refuse options both strategy wrappers (Message API and legacy) take."""
+    if update_sample_size is not None and update_sample_size < 1:
+        raise ValueError("update_sample_size must be >= 1")
+    if not math.isfinite(anomaly_threshold) or anomaly_threshold <= 0:
+        raise ValueError("anomaly_threshold must be a positive number")
+
+
+def make_pusher(metrics: FlmonMetrics, pushgateway: str | None, job: str,
+                grouping_key: Mapping[str, str] | None, username: str | None,
+                password_file: str | None) -> Pusher | None:
+    """The Pushgateway pusher of a strategy wrapper (``FLMON_PUSHGATEWAY`` when omitted)."""
+    gateway = pushgateway if pushgateway is not None else os.environ.get("FLMON_PUSHGATEWAY")
+    if not gateway:
+        return None
+    errors = metrics.counter("fl_sink_errors_total").labels(sink="pushgateway")
+    user, password = _pushgateway_credentials(username, password_file)
+    return Pusher(gateway, metrics.registry, job=job, grouping_key=grouping_key,
+                  on_error=lambda _e: errors.inc(), username=user, password=password)
+
+
+def secret_rng() -> np.random.Generator:
+    """A generator seeded from ``os.urandom``: sampled positions clients cannot predict."""
+    return np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
+
+
 class InstrumentedStrategy(Strategy):
     """A Strategy that records ``fl_*`` metrics around a wrapped Strategy.
 
@@ -154,10 +180,7 @@ class InstrumentedStrategy(Strategy):
             raise TypeError(
                 f"instrument() needs a flwr.serverapp.strategy.Strategy, got {type(strategy)!r}"
             )
-        if update_sample_size is not None and update_sample_size < 1:
-            raise ValueError("update_sample_size must be >= 1")
-        if not math.isfinite(anomaly_threshold) or anomaly_threshold <= 0:
-            raise ValueError("anomaly_threshold must be a positive number")
+        check_options(update_sample_size, anomaly_threshold)
         self.strategy = strategy
         self.metrics = metrics if metrics is not None else registry_hub.server_metrics()
         self.recorder = ServerRecorder(
@@ -169,15 +192,8 @@ class InstrumentedStrategy(Strategy):
         self.reply_limits = reply_limits if reply_limits is not None else Limits()
         self.update_stats = update_stats
         self.update_sample_size = update_sample_size
-        gateway = pushgateway if pushgateway is not None else os.environ.get("FLMON_PUSHGATEWAY")
-        self.pusher: Pusher | None = None
-        if gateway:
-            errors = self.metrics.counter("fl_sink_errors_total").labels(sink="pushgateway")
-            username, password = _pushgateway_credentials(pushgateway_username,
-                                                          pushgateway_password_file)
-            self.pusher = Pusher(gateway, self.metrics.registry, job=job,
-                                 grouping_key=grouping_key, on_error=lambda _e: errors.inc(),
-                                 username=username, password=password)
+        self.pusher = make_pusher(self.metrics, pushgateway, job, grouping_key,
+                                  pushgateway_username, pushgateway_password_file)
         self._round: int | None = None
         self._round_start = 0.0
         self._phase_start: dict[str, float] = {}
@@ -186,7 +202,7 @@ class InstrumentedStrategy(Strategy):
         # The metric shape established per phase: later replies are judged against it.
         self._reference: dict[str, MetricShape] = {}
         # Secret: which coordinates are sampled must not be predictable by clients.
-        self._rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
+        self._rng = secret_rng()
 
     # -- delegation ------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
