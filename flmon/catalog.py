@@ -224,9 +224,9 @@ CATALOG: tuple[MetricSpec, ...] = (
     # --- privacy testing (flmon privacy-test) ------------------------------------------
     _m("fl_privacy_attack_auc", "gauge",
        "ROC AUC of a membership-inference attack in flmon privacy-test (0.5: chance). "
-       "attack: gradient_alignment or loss_difference on each client's update as the "
-       "server receives it, the same name with _release on the aggregate the server "
-       "releases; dp: off or on.", ("attack", "dp"), unit="ratio"),
+       "attack: gradient_decomposition, gradient_alignment or loss_difference on each "
+       "client's update as the server receives it, the same name with _release on the "
+       "aggregate the server releases; dp: off or on.", ("attack", "dp"), unit="ratio"),
     _m("fl_privacy_attack_advantage", "gauge",
        "Membership advantage max(TPR - FPR) of that attack in flmon privacy-test (0: none).",
        ("attack", "dp"), unit="ratio"),

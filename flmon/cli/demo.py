@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
              "round 1 and restarted after round 3), straggler (a node sleeps past the round "
              "timeout), poisoned (a sign-flipped, scaled update), accuracy-collapse "
              "(relabelled data at every node for a round), privacy-budget (central DP whose "
-             "epsilon budget runs out)",
+             "epsilon budget runs out), privacy-leak (flmon privacy-test's membership-"
+             "inference figures pushed: FLPrivacyLeakage)",
     )
     parser.add_argument("--example", choices=EXAMPLES, default="healthcare",
                         help="hospitals (breast-cancer data) or banks (generated fraud data)")

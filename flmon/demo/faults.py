@@ -4,9 +4,9 @@ Run config (same for every node; ``flwr run ... --run-config "scenario='poisoned
 
 ``scenario``
     ``healthy`` (default), ``straggler``, ``poisoned``, ``accuracy-collapse``,
-    ``node-killed`` or ``privacy-budget``. The last two act outside the ClientApp: the
-    demo kills a SuperNode process, and the ServerApp runs the DP variant with a small
-    epsilon budget.
+    ``node-killed``, ``privacy-budget`` or ``privacy-leak``. The last three act outside
+    the ClientApp: the demo kills a SuperNode process, the ServerApp runs the DP variant
+    with a small epsilon budget, and the demo pushes ``flmon privacy-test``'s figures.
 ``fault-partition``
     ``partition-id`` of the offending node (default 1). ``accuracy-collapse`` hits every
     node: it stands for a broken upstream data pipeline shared by all sites.
@@ -39,6 +39,7 @@ SCENARIOS: tuple[str, ...] = (
     "poisoned",
     "accuracy-collapse",
     "privacy-budget",
+    "privacy-leak",
 )
 CLIENT_FAULTS: frozenset[str] = frozenset({"straggler", "poisoned", "accuracy-collapse"})
 

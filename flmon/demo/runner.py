@@ -231,7 +231,14 @@ class ScenarioRun:
     # --- the run ------------------------------------------------------------------------
 
     def start(self) -> ManagedProcess:
-        """Submit the run (``flwr run APP CONNECTION --stream``) in the background."""
+        """Submit the run (``flwr run APP CONNECTION --stream``) in the background.
+
+        A scenario with ``privacy_test`` first runs ``flmon privacy-test`` on the example
+        and pushes its figures to the stack's Pushgateway (a few seconds, in-process).
+        """
+        if self.scenario.privacy_test:
+            result = push_privacy_figures(self.stack, self.example, self.app_dir.parent)
+            self.on_note(privacy_note(result))
         argv = [_flwr_bin(), "run", str(self.app_dir), CONNECTION, "--stream",
                 "--run-config", format_config(self.run_config)]
         self.process = ManagedProcess(
@@ -337,6 +344,31 @@ class ScenarioRun:
         )
         self.outcome.rows.append(row)
         self.on_round(row)
+
+
+def push_privacy_figures(stack: DemoStack, example: str,
+                         examples_dir: Path = EXAMPLES_DIR) -> dict[str, Any]:
+    """Run ``flmon privacy-test`` on ``example`` (its defaults) and push the figures to
+    the stack's Pushgateway, as ``flmon privacy-test --pushgateway`` does."""
+    from flmon.privacy import run_privacy_test
+    from flmon.privacy.report import push
+
+    result = run_privacy_test(example=example, examples_dir=examples_dir)
+    if result["federation"] != stack.federation:
+        raise ValueError(f"example {example} is federation {result['federation']!r}, the "
+                         f"stack's is {stack.federation!r}")
+    if not push(result, stack.pushgateway.url):
+        raise RuntimeError(f"the Pushgateway {stack.pushgateway.url} refused the figures")
+    return result
+
+
+def privacy_note(result: dict[str, Any]) -> str:
+    """One line of the privacy test's headline figures, for the demo's progress output."""
+    no_dp, dp = result["no_dp"], result["dp"]
+    eps = "n/a" if dp["epsilon"] is None else f"{dp['epsilon']:.2f}"
+    return (f"flmon privacy-test pushed: {no_dp['attack']} AUC {no_dp['auc']:.3f} "
+            f"({no_dp['view']}, no DP), {dp['auc']:.3f} ({dp['view']}, {dp['mode']} DP, "
+            f"epsilon {eps})")
 
 
 def centralized_baseline(example: str, num_nodes: int, rounds: int,

@@ -42,6 +42,8 @@ class Scenario:
     restart_after_round: int = 0
     """node-killed: start it again once this many rounds completed (0: never)."""
     min_rounds: int = 3
+    privacy_test: bool = False
+    """Run ``flmon privacy-test`` on the example before the run and push its figures."""
 
 
 SCENARIO_TABLE: dict[str, Scenario] = {
@@ -95,6 +97,16 @@ SCENARIO_TABLE: dict[str, Scenario] = {
         expected_alerts=("FLPrivacyBudgetNearlyExhausted", "FLPrivacyBudgetExhausted"),
         resolves=False,
         min_rounds=3,
+    ),
+    "privacy-leak": Scenario(
+        "privacy-leak",
+        "flmon privacy-test attacks the example's updates (3 clients, 3 rounds, DP off and "
+        "central DP) and pushes its figures: the server reads the hospitals' records out "
+        "of their updates (AUC above 0.6), and central DP does not hide them from it",
+        expected_alerts=("FLPrivacyLeakage",),
+        resolves=False,
+        min_rounds=2,
+        privacy_test=True,
     ),
 }
 

@@ -69,13 +69,13 @@ def table(result: dict[str, Any]) -> str:
         "",
         "Membership-inference ROC AUC [95% bootstrap CI] (0.5 = chance), mean over "
         "attacked updates; advantage = max(TPR - FPR)",
-        f"{'attack':<20} {'view':<14} {'no DP':<22} {'adv':>5}   {'with DP':<22} {'adv':>5}",
+        f"{'attack':<22} {'view':<14} {'no DP':<22} {'adv':>5}   {'with DP':<22} {'adv':>5}",
     ]
     for attack in ATTACKS:
         for view in VIEWS:
             a = result["no_dp"]["attacks"][attack][view]
             b = dp["attacks"][attack][view]
-            lines.append(f"{attack:<20} {view:<14} {_ci(a):<22} {a['advantage']:>5.3f}   "
+            lines.append(f"{attack:<22} {view:<14} {_ci(a):<22} {a['advantage']:>5.3f}   "
                          f"{_ci(b):<22} {b['advantage']:>5.3f}")
     lines += [
         "",

@@ -118,7 +118,6 @@ def _app_config(options: PrivacyTestOptions) -> dict[str, Any]:
 def _pairs(run: FederationRun, task: Any, nodes: int, name: str, view: str,
            ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int], list[tuple[int, int]]]:
     """Score pairs of one attack and view, their bootstrap groups, and (round, client)."""
-    score = attack.SCORES[name]
     splits = [task.load_partition(p, nodes) for p in range(nodes)]
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     groups: list[int] = []
@@ -127,8 +126,9 @@ def _pairs(run: FederationRun, task: Any, nodes: int, name: str, view: str,
         for rv in run.rounds:
             for p, (train, held_out) in enumerate(splits):
                 after = rv.updates[p]
-                pairs.append((score(rv.before, after, train.x, train.y),
-                              score(rv.before, after, held_out.x, held_out.y)))
+                pairs.append(attack.score_candidates(name, rv.before, after,
+                                                     (train.x, train.y),
+                                                     (held_out.x, held_out.y)))
                 groups.append(p)
                 where.append((rv.round, p))
         return pairs, groups, where
@@ -138,8 +138,8 @@ def _pairs(run: FederationRun, task: Any, nodes: int, name: str, view: str,
     yn = np.concatenate([s[1].y for s in splits])
     for rv in run.rounds:
         assert rv.released is not None
-        pairs.append((score(rv.before, rv.released, xm, ym),
-                      score(rv.before, rv.released, xn, yn)))
+        pairs.append(attack.score_candidates(name, rv.before, rv.released, (xm, ym),
+                                             (xn, yn)))
         groups.append(0)
         where.append((rv.round, -1))
     return pairs, groups, where
