@@ -20,8 +20,9 @@ not know which is which).
     can be read off (Li, Li and Ribeiro, ICLR 2023, who read it off one record at a time
     by the cosine below). Scoring the candidates jointly credits each part of the update
     to one record instead of to every record whose gradient happens to point that way.
-    It needs fewer candidates than the model has weights to be determined; beyond that
-    the solution is still sparse but the attack weakens.
+    A candidate set larger than the model's weights would leave the system
+    under-determined (any update is then explained by non-members as well): the
+    candidates are then decomposed in random chunks of that size, over several cuts.
 
 ``gradient_alignment``
     Cosine between the negative gradient of the record's loss at ``before`` and the
@@ -39,12 +40,14 @@ not know which is which).
 All three score the candidate set as a whole (:func:`score_candidates`); the last two
 score each record on its own. Higher scores mean "member". The figures are the ROC AUC
 (probability that a random member outscores a random non-member, ties counting half),
-the membership advantage ``max(TPR - FPR)`` over thresholds (Yeom et al.'s definition), and a seeded percentile
-bootstrap confidence interval of the AUC (over updates and records).
+the membership advantage ``max(TPR - FPR)`` over thresholds (Yeom et al.'s definition),
+and a seeded percentile bootstrap confidence interval of the AUC (over updates and
+records).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -63,27 +66,54 @@ PATH_POINTS = 5
 """Models on the segment from ``before`` to ``after`` at which the decomposition averages
 each candidate's gradient (both ends included)."""
 
+CHUNK_SHARE = 1.0
+"""Largest candidate set the decomposition solves at once, as a share of the weights: no
+more unknowns (candidates) than equations (weights), so each system is determined."""
 
-def gradient_decomposition(before: model.Weights, after: model.Weights, x: Array,
-                           y: Array) -> Array:
-    """Non-negative least-squares weight of each candidate's path gradient in the update.
+CHUNK_DRAWS = 4
+"""Random cuts into chunks whose scores the decomposition averages."""
 
-    An update of zero gives every candidate 0 (no evidence).
-    """
-    from scipy.optimize import nnls
 
+def _path_gradients(before: model.Weights, after: model.Weights, x: Array, y: Array,
+                    ) -> tuple[Array, Array]:
+    """The update, and each candidate's negative gradient averaged along its segment."""
     start = model.flatten(before)
     delta = model.flatten(after) - start
-    if not np.any(delta):
-        return np.zeros(len(y), dtype=np.float64)
     grads = np.zeros((len(y), delta.size), dtype=np.float64)
     for step in np.linspace(0.0, 1.0, PATH_POINTS):
         grads -= model.per_example_gradients(model.unflatten(start + step * delta, before),
                                              x, y)
     grads /= PATH_POINTS
-    weights, _ = nnls(grads.T, delta, maxiter=50 * len(y))
-    out: Array = np.asarray(weights, dtype=np.float64)
-    return out
+    return delta, grads
+
+
+def gradient_decomposition(before: model.Weights, after: model.Weights, x: Array,
+                           y: Array) -> Array:
+    """Non-negative least-squares weight of each candidate's path gradient in the update.
+
+    With more candidates than ``CHUNK_SHARE`` of the weights, the candidates are cut at
+    random into chunks of that size, each chunk is decomposed on its own, and a
+    candidate's score is its mean weight over ``CHUNK_DRAWS`` such cuts (seeded: the same
+    candidates always get the same scores). An update of zero gives every candidate 0.
+    """
+    from scipy.optimize import nnls
+
+    delta, grads = _path_gradients(before, after, x, y)
+    n = len(y)
+    if not np.any(delta):
+        return np.zeros(n, dtype=np.float64)
+    size = max(1, int(CHUNK_SHARE * delta.size))
+    if n <= size:
+        weights, _ = nnls(grads.T, delta, maxiter=50 * n)
+        out: Array = np.asarray(weights, dtype=np.float64)
+        return out
+    rng = np.random.default_rng(0)
+    total = np.zeros(n, dtype=np.float64)
+    for _ in range(CHUNK_DRAWS):
+        for chunk in np.array_split(rng.permutation(n), math.ceil(n / size)):
+            weights, _ = nnls(grads[chunk].T, delta, maxiter=50 * len(chunk))
+            total[chunk] += weights
+    return total / CHUNK_DRAWS
 
 
 def gradient_alignment(before: model.Weights, after: model.Weights, x: Array, y: Array) -> Array:

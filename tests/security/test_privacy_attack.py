@@ -70,8 +70,7 @@ def test_advantage_is_the_best_threshold_gap() -> None:
 
 def _separation(before: list[np.ndarray], after: list[np.ndarray], members: tuple,
                 non_members: tuple, name: str = "gradient_alignment") -> attack.Separation:
-    score = attack.SCORES[name]
-    pair = (score(before, after, *members), score(before, after, *non_members))
+    pair = attack.score_candidates(name, before, after, members, non_members)
     return attack.mean_separation([pair], resamples=300, seed=1)
 
 
@@ -101,7 +100,8 @@ def test_a_client_returning_the_global_model_reveals_nothing(name: str) -> None:
     assert result.advantage == 0.0
 
 
-def test_an_update_trained_on_other_records_gives_chance() -> None:
+@pytest.mark.parametrize("name", attack.ATTACKS)
+def test_an_update_trained_on_other_records_gives_chance(name: str) -> None:
     """Scored members were never trained on: the update must not single them out."""
     before = _global_model()
     aucs = []
@@ -111,8 +111,37 @@ def test_an_update_trained_on_other_records_gives_chance() -> None:
             (x[200:], y[200:])
         after = model.train(before, *trained_on, learning_rate=0.05, epochs=5,
                             batch_size=16, seed=seed)
-        aucs.append(_separation(before, after, scored_in, scored_out).auc)
+        aucs.append(_separation(before, after, scored_in, scored_out, name).auc)
     assert abs(float(np.mean(aucs)) - 0.5) < 0.05
+
+
+def test_one_gradient_step_is_decomposed_into_exactly_its_records() -> None:
+    """One full-batch step (FedSGD) is minus the learning rate times the mean of the
+    members' gradients: with fewer candidates than weights (97), the decomposition gives
+    every member its share and every non-member none."""
+    before = _global_model()
+    x, y = _data(60, 7)
+    members, non_members = (x[:20], y[:20]), (x[20:], y[20:])
+    after = model.train(before, *members, learning_rate=0.01, epochs=1, batch_size=20,
+                        seed=0)
+    inside, outside = attack.score_candidates("gradient_decomposition", before, after,
+                                              members, non_members)
+    assert attack.roc_auc(inside, outside) == 1.0
+    np.testing.assert_allclose(inside, 0.01 / 20, rtol=0.1)  # float32 weights
+    assert float(np.max(outside)) < 0.25 * 0.01 / 20
+
+
+def test_candidates_are_scored_together_and_split_back_in_order() -> None:
+    """The per-record scores do not depend on the other candidates; the split keeps the
+    members' and non-members' order."""
+    before = _global_model()
+    x, y = _data(30, 8)
+    after = model.train(before, x[:10], y[:10], learning_rate=0.05, epochs=3, batch_size=5,
+                        seed=1)
+    inside, outside = attack.score_candidates("loss_difference", before, after,
+                                              (x[:10], y[:10]), (x[10:], y[10:]))
+    np.testing.assert_array_equal(inside, attack.loss_difference(before, after, x[:10], y[:10]))
+    np.testing.assert_array_equal(outside, attack.loss_difference(before, after, x[10:], y[10:]))
 
 
 def test_bootstrap_interval_brackets_the_mean_and_is_seeded() -> None:

@@ -55,15 +55,17 @@ def test_json_has_both_sections_with_every_attack_view_and_round(
                     _check_figures(row)
                     if view == "client_update":
                         assert sorted(c["client"] for c in row["clients"]) == [0, 1, 2]
-        assert set(body["attacks"]) == {"gradient_alignment", "loss_difference"}
+        assert set(body["attacks"]) == {"gradient_decomposition", "gradient_alignment",
+                                        "loss_difference"}
     # The headline of the no-DP run is the server's view of the client updates, the
     # central-DP run's is the release (what central DP protects).
     assert written["no_dp"]["view"] == "client_update"
+    assert written["no_dp"]["attack"] == "gradient_decomposition"
     assert written["no_dp"]["auc"] == \
-        written["no_dp"]["attacks"]["gradient_alignment"]["client_update"]["auc"]
+        written["no_dp"]["attacks"]["gradient_decomposition"]["client_update"]["auc"]
     assert written["dp"]["view"] == "release"
     assert written["dp"]["auc"] == \
-        written["dp"]["attacks"]["gradient_alignment"]["release"]["auc"]
+        written["dp"]["attacks"]["gradient_decomposition"]["release"]["auc"]
     assert {"mode": "central", "noise": 1.5, "clip": 0.5, "delta": 1e-5}.items() \
         <= written["dp"].items()
 
@@ -147,15 +149,15 @@ def test_figures_are_pushed_to_a_real_pushgateway(written: dict[str, Any]) -> No
                 assert sample.labels["federation"] == "hospitals"
                 seen[(sample.name, sample.labels["attack"], sample.labels["dp"])] = sample.value
     no_dp, dp = written["no_dp"], written["dp"]
-    assert seen[("fl_privacy_attack_auc", "gradient_alignment", "off")] == \
+    assert seen[("fl_privacy_attack_auc", "gradient_decomposition", "off")] == \
         pytest.approx(no_dp["auc"])
-    assert seen[("fl_privacy_attack_advantage", "gradient_alignment", "off")] == \
+    assert seen[("fl_privacy_attack_advantage", "gradient_decomposition", "off")] == \
         pytest.approx(no_dp["advantage"])
-    assert seen[("fl_privacy_attack_auc", "gradient_alignment_release", "on")] == \
+    assert seen[("fl_privacy_attack_auc", "gradient_decomposition_release", "on")] == \
         pytest.approx(dp["auc"])
     assert seen[("fl_privacy_attack_auc", "loss_difference", "on")] == \
         pytest.approx(dp["attacks"]["loss_difference"]["client_update"]["auc"])
-    assert len(seen) == 2 * 2 * 2 * 2  # 2 metrics x 2 attacks x 2 views x dp off/on
+    assert len(seen) == 2 * 3 * 2 * 2  # 2 metrics x 3 attacks x 2 views x dp off/on
 
 
 def test_the_table_shows_every_figure_and_says_what_central_dp_protects(
@@ -163,7 +165,7 @@ def test_the_table_shows_every_figure_and_says_what_central_dp_protects(
     from flmon.privacy.report import table
 
     text = table(written)
-    for attack_name in ("gradient_alignment", "loss_difference"):
+    for attack_name in ("gradient_decomposition", "gradient_alignment", "loss_difference"):
         for view in ("client_update", "release"):
             a = written["no_dp"]["attacks"][attack_name][view]
             b = written["dp"]["attacks"][attack_name][view]
@@ -185,5 +187,5 @@ def test_a_pushgateway_that_is_down_fails_the_command_after_the_figures(
     captured = capsys.readouterr()
     assert code == 1
     assert "push to" in captured.err and "failed" in captured.err
-    assert "gradient_alignment" in captured.out
+    assert "gradient_decomposition" in captured.out
     assert json.loads(out.read_text())["rounds"] == 1
