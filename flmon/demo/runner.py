@@ -363,12 +363,18 @@ def push_privacy_figures(stack: DemoStack, example: str,
 
 
 def privacy_note(result: dict[str, Any]) -> str:
-    """One line of the privacy test's headline figures, for the demo's progress output."""
+    """One line of the privacy test's headline attack, each view without and with DP."""
     no_dp, dp = result["no_dp"], result["dp"]
+    name = no_dp["attack"]
+
+    def auc(section: dict[str, Any], view: str) -> str:
+        return f"{section['attacks'][name][view]['auc']:.3f}"
+
     eps = "n/a" if dp["epsilon"] is None else f"{dp['epsilon']:.2f}"
-    return (f"flmon privacy-test pushed: {no_dp['attack']} AUC {no_dp['auc']:.3f} "
-            f"({no_dp['view']}, no DP), {dp['auc']:.3f} ({dp['view']}, {dp['mode']} DP, "
-            f"epsilon {eps})")
+    return (f"flmon privacy-test pushed ({name} AUC, without DP -> with {dp['mode']} DP, "
+            f"epsilon {eps}): client updates {auc(no_dp, 'client_update')} -> "
+            f"{auc(dp, 'client_update')}, release {auc(no_dp, 'release')} -> "
+            f"{auc(dp, 'release')}")
 
 
 def centralized_baseline(example: str, num_nodes: int, rounds: int,

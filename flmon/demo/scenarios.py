@@ -102,7 +102,8 @@ SCENARIO_TABLE: dict[str, Scenario] = {
         "privacy-leak",
         "flmon privacy-test attacks the example's updates (3 clients, 3 rounds, DP off and "
         "central DP) and pushes its figures: the server reads the hospitals' records out "
-        "of their updates (AUC above 0.6), and central DP does not hide them from it",
+        "of their updates (AUC above 0.6), and central DP does not hide them from it (the "
+        "banks' updates show no measurable leakage: with --example fraud nothing fires)",
         expected_alerts=("FLPrivacyLeakage",),
         resolves=False,
         min_rounds=2,
