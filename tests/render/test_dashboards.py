@@ -203,7 +203,7 @@ def test_elasticsearch_template_and_policy() -> None:
     props = template["template"]["mappings"]["properties"]
     assert props["@timestamp"] == {"type": "date"}
     assert props["labels"]["properties"]["run_id"]["type"] == "keyword"
-    assert props["labels"]["properties"]["round"]["type"] == "long"
+    assert props["labels"]["properties"]["round"]["type"] == "keyword"  # ECS: labels are keywords
     assert props["labels"]["properties"]["node_id"]["type"] == "keyword"
     assert props["event"]["properties"]["action"]["type"] == "keyword"
     assert props["event"]["properties"]["kind"]["type"] == "keyword"
