@@ -5,7 +5,8 @@ and queries only catalog metrics or flmon's recording rules; rate queries use
 ``$__rate_interval``. An alert's threshold is drawn on its panel (a dashed line in the
 alert's severity colour; on a stat panel, the value's colour). The layout has no holes:
 stat panels fill whole rows, time series go two to a row (the last of an odd run spans the
-width), so Grafana's vertical compaction moves nothing. Uids are stable
+width), a titled row header above each section of a dashboard of several, so Grafana's
+vertical compaction moves nothing. Uids are stable
 (``flmon-<federation>-<name>``), so links and Slack messages keep working.
 
 The JSON follows Grafana's own types (``@grafana/schema``: the dashboard, the stat and
@@ -493,10 +494,35 @@ def layout(kinds: list[str]) -> list[dict[str, int]]:
     return out
 
 
-def _layout(panel_list: list[Panel]) -> list[dict[str, Any]]:
-    grids = layout([p.kind for p in panel_list])
-    return [_panel_json(panel, pid, grid)
-            for pid, (panel, grid) in enumerate(zip(panel_list, grids, strict=True), start=1)]
+FEDERATION_ROW = "Federation: SuperLink, nodes and runs (flmon watch)"
+RUN_ROW = "Run"
+
+
+def sections(cfg: FlmonConfig, name: str) -> list[tuple[str | None, list[Panel]]]:
+    """The panels of dashboard ``name`` by section: ``(row title, panels)``, the title
+    ``None`` for a dashboard of one section (drawn without a row)."""
+    every = panels(cfg, name)
+    federation = len(_federation_row(cfg)) if name == "overview" else 0
+    if not federation:
+        return [(None, every)]
+    return [(FEDERATION_ROW, every[:federation]), (RUN_ROW, every[federation:])]
+
+
+def _layout(groups: list[tuple[str | None, list[Panel]]]) -> list[dict[str, Any]]:
+    """Panel JSON of every section: a row header (1 high, the grid's width) above each
+    titled section, its panels laid out by :func:`layout` beneath it."""
+    out: list[dict[str, Any]] = []
+    y = 0
+    for title, group in groups:
+        if title is not None:
+            out.append({"id": len(out) + 1, "type": "row", "title": title, "collapsed": False,
+                        "panels": [], "gridPos": {"h": 1, "w": GRID_COLUMNS, "x": 0, "y": y}})
+            y += 1
+        grids = layout([p.kind for p in group])
+        for panel, grid in zip(group, grids, strict=True):
+            out.append(_panel_json(panel, len(out) + 1, {**grid, "y": grid["y"] + y}))
+        y += max((g["y"] + g["h"] for g in grids), default=0)
+    return out
 
 
 def _templating(cfg: FlmonConfig, name: str) -> list[dict[str, Any]]:
@@ -550,7 +576,7 @@ def dashboard(cfg: FlmonConfig, name: str) -> dict[str, Any]:
             for other in DASHBOARDS if other != name
         ],
         "templating": {"list": _templating(cfg, name)},
-        "panels": _layout(panels(cfg, name)),
+        "panels": _layout(sections(cfg, name)),
     }
 
 

@@ -63,8 +63,13 @@ def _all_dashboards() -> list[tuple[str, str]]:
     return [(config, name) for config in CONFIGS for name in grafana.DASHBOARDS]
 
 
+def _panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The panels of ``doc`` that show data (not the row headers)."""
+    return [p for p in doc["panels"] if p["type"] != "row"]
+
+
 def _panel(doc: dict[str, Any], title: str) -> dict[str, Any]:
-    found = [p for p in doc["panels"] if p["title"] == title]
+    found = [p for p in _panels(doc) if p["title"] == title]
     assert len(found) == 1, title
     return found[0]
 
@@ -85,6 +90,8 @@ def grafana_type_errors(doc: dict[str, Any]) -> list[str]:
     schema = _schema()
     errors = [f"dashboard {e}" for e in _validation_errors(schema["dashboard"], doc)]
     for panel in doc.get("panels", []):
+        if panel.get("type") == "row":  # a row header: the dashboard schema's RowPanel
+            continue
         plugin = schema["panels"].get(panel.get("type"))
         where = f"panel {panel.get('title')!r}"
         if plugin is None:
@@ -187,6 +194,26 @@ def test_layout_has_no_overlap_hole_or_move(config: str, name: str) -> None:
     assert layout_problems([p["gridPos"] for p in doc["panels"]]) == []
 
 
+def test_the_overview_has_a_row_per_section_when_the_watch_is_on() -> None:
+    for config, titles in (("example", [grafana.FEDERATION_ROW, grafana.RUN_ROW]),
+                           ("custom", [grafana.FEDERATION_ROW, grafana.RUN_ROW]),
+                           ("minimal", [])):
+        doc = _rendered(config)["overview"]
+        rows = [p for p in doc["panels"] if p["type"] == "row"]
+        assert [r["title"] for r in rows] == titles, config
+        if rows:  # the federation's panels under the first, the run's under the second
+            after_first = doc["panels"][1]
+            assert after_first["title"] == "SuperLink up"
+            run_row = doc["panels"].index(rows[1])
+            assert doc["panels"][run_row + 1]["title"] == "Run active"
+            assert doc["panels"][run_row + 1]["gridPos"]["y"] == rows[1]["gridPos"]["y"] + 1
+        ids = [p["id"] for p in doc["panels"]]
+        assert ids == list(range(1, len(ids) + 1))
+    for config in CONFIGS:
+        for name in ("clients", "security"):
+            assert all(p["type"] != "row" for p in _rendered(config)[name]["panels"])
+
+
 def test_layouts_of_every_run_length_are_whole_rows() -> None:
     for stats in range(7):
         for series in range(6):
@@ -215,7 +242,7 @@ def test_dashboard_conforms_to_grafana_types(config: str, name: str) -> None:
     doc = _rendered(config)[name]
     assert grafana_type_errors(doc) == []
     assert doc["schemaVersion"] == _schema()["schemaVersion"]
-    for panel in doc["panels"]:
+    for panel in _panels(doc):
         assert panel["type"] in _schema()["panels"], panel["type"]
 
 
@@ -231,6 +258,8 @@ def test_type_check_catches_what_grafana_would_not_read() -> None:
     doc = json.loads(json.dumps(_rendered("example")["overview"]))
     stat = next(p for p in doc["panels"] if p["type"] == "stat")
     series = next(p for p in doc["panels"] if p["type"] == "timeseries")
+    row = next(p for p in doc["panels"] if p["type"] == "row")
+    del row["collapsed"]
     del stat["options"]["wideLayout"]
     series["fieldConfig"]["defaults"]["custom"]["drawStyle"] = "lines"
     doc["panels"].append({**series, "id": 999, "type": "graph"})
@@ -242,6 +271,7 @@ def test_type_check_catches_what_grafana_would_not_read() -> None:
     assert any("type 'graph' is not a current panel" in e for e in errors)
     assert any("templating/list/0" in e and "'definition'" in e for e in errors)
     assert any(e.startswith("dashboard schemaVersion") for e in errors)
+    assert any(e.startswith(f"dashboard panels/{doc['panels'].index(row)}") for e in errors)
 
 
 # --- thresholds, units, alert lines -------------------------------------------------------
@@ -249,7 +279,7 @@ def test_type_check_catches_what_grafana_would_not_read() -> None:
 
 @pytest.mark.parametrize(("config", "name"), _all_dashboards())
 def test_every_panel_has_a_unit_and_explicit_sorted_thresholds(config: str, name: str) -> None:
-    for panel in _rendered(config)[name]["panels"]:
+    for panel in _panels(_rendered(config)[name]):
         defaults = panel["fieldConfig"]["defaults"]
         assert defaults.get("unit"), panel["title"]
         thresholds = defaults["thresholds"]
@@ -299,7 +329,7 @@ def test_stat_thresholds_follow_the_configured_alerts(config: str) -> None:
         (None, "green"), (int(rejected) + 1, "orange")]
     # A round number is never an error, whatever its value.
     assert _steps(_panel(overview, "Current round")) == [(None, "blue")]
-    for panel in overview["panels"] + security["panels"]:
+    for panel in _panels(overview) + _panels(security):
         if panel["type"] == "stat" and panel["title"] in ("Current round", "Epsilon spent",
                                                           "Nodes connected"):
             assert all(color != "red" for _, color in _steps(panel)), panel["title"]
