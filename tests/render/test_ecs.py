@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import re
+from functools import cache
 from typing import Any
 
 import pytest
@@ -96,7 +97,8 @@ def test_any_other_label_is_a_keyword_whatever_its_json_type() -> None:
     assert labels == {"path_match": "labels.*", "mapping": KEYWORD}
 
 
-def _extra_keys_in_flmon() -> set[str]:
+@cache
+def _extra_keys_in_flmon() -> frozenset[str]:
     """ECS field names flmon's code passes to a log call (``extra={...}`` or ``**{...}``)."""
     found: set[str] = set()
     for path in (REPO / "flmon").rglob("*.py"):
@@ -110,7 +112,7 @@ def _extra_keys_in_flmon() -> set[str]:
                     found |= {k.value for k in kw.value.keys
                               if isinstance(k, ast.Constant) and isinstance(k.value, str)
                               and k.value in logs._ECS_EXTRA_FIELDS}
-    return found
+    return frozenset(found)
 
 
 def _fields_flmon_writes() -> set[str]:

@@ -53,7 +53,7 @@ def _schema() -> dict[str, Any]:
 
 @cache
 def _rendered(config: str) -> dict[str, dict[str, Any]]:
-    files = render(parse_config(CONFIGS[config]))
+    files = render(parse_config(CONFIGS[config]), only=["grafana"])
     prefix = "dashboards/grafana/"
     return {path[len(prefix):-len(".json")]: json.loads(text)
             for path, text in files.items() if path.startswith(prefix)}
