@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps venv demo test lint typecheck unit bench mutation render clean
+.PHONY: setup system-deps venv demo test lint typecheck unit bench mutation render grafana-schema clean
 
 setup: system-deps venv
 
@@ -54,6 +54,13 @@ mutation: venv
 render: venv
 	$(VENV)/bin/flmon render --config examples/flmon.yaml --out .
 	$(VENV)/bin/flmon metrics --format markdown > docs/metrics.md
+
+# JSON Schemas of Grafana's dashboard and panel types (tests/render/grafana_schema.json),
+# generated from the npm package @grafana/schema at the versions pinned in
+# hack/grafana/package-lock.json. Needs node and npm; `make test` does not (the schema
+# is committed, the tests validate with Python's jsonschema).
+grafana-schema:
+	cd hack/grafana && npm ci --no-audit --no-fund --ignore-scripts && node generate.mjs
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

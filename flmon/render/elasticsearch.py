@@ -19,11 +19,16 @@ def _obj(**props: dict[str, Any]) -> dict[str, Any]:
 
 
 def mappings() -> dict[str, Any]:
-    """ECS mappings of the fields flmon's log records carry (``flmon.logs``)."""
+    """ECS mappings of the fields flmon's log records carry (``flmon.logs``).
+
+    Each field has its ECS type: ``labels.*`` are keywords whatever the JSON value (ECS
+    stores every label as a keyword, so ``labels.round: 3`` is the keyword ``"3"``),
+    ``message`` and ``error.message`` ``match_only_text``, ``error.stack_trace`` a wildcard
+    with a ``.text`` multi-field, keywords ``ignore_above: 1024``.
+    """
     return {
         "dynamic_templates": [
-            {"labels_as_keyword": {"path_match": "labels.*", "match_mapping_type": "string",
-                                   "mapping": _kw()}},
+            {"labels_as_keyword": {"path_match": "labels.*", "mapping": _kw()}},
             {"strings_as_keyword": {"match_mapping_type": "string", "mapping": _kw()}},
         ],
         "properties": {
@@ -35,11 +40,12 @@ def mappings() -> dict[str, Any]:
             "event": _obj(action=_kw(), kind=_kw(), category=_kw(), type=_kw(),
                           outcome=_kw(), dataset=_kw(), duration={"type": "long"}),
             "error": _obj(type=_kw(), message={"type": "match_only_text"},
-                          stack_trace={"type": "wildcard"}),
+                          stack_trace={"type": "wildcard",
+                                       "fields": {"text": {"type": "match_only_text"}}}),
             "process": _obj(pid={"type": "long"}, thread=_obj(name=_kw())),
             "service": _obj(name=_kw(), version=_kw(), environment=_kw()),
             "host": _obj(name=_kw()),
-            "labels": _obj(run_id=_kw(), round={"type": "long"}, node_id=_kw(),
+            "labels": _obj(run_id=_kw(), round=_kw(), node_id=_kw(),
                            client=_kw(), phase=_kw(), federation=_kw()),
         },
     }

@@ -1,12 +1,23 @@
 """Grafana dashboards: federation overview, clients, security and privacy.
 
-Every panel reads a ``datasource`` template variable, has a unit, and queries only catalog
-metrics or flmon's recording rules; rate queries use ``$__rate_interval``. Uids are
-stable (``flmon-<federation>-<name>``), so links and Slack messages keep working.
+Every panel reads a ``datasource`` template variable, has a unit and explicit thresholds,
+and queries only catalog metrics or flmon's recording rules; rate queries use
+``$__rate_interval``. An alert's threshold is drawn on its panel (a dashed line in the
+alert's severity colour; on a stat panel, the value's colour). The layout has no holes:
+stat panels fill whole rows, time series go two to a row (the last of an odd run spans the
+width), a titled row header above each section of a dashboard of several, so Grafana's
+vertical compaction moves nothing. Uids are stable
+(``flmon-<federation>-<name>``), so links and Slack messages keep working.
+
+The JSON follows Grafana's own types (``@grafana/schema``: the dashboard, the stat and
+time-series panel configurations) at the ``schemaVersion`` current Grafana writes; the
+render tests validate every dashboard against a JSON Schema generated from that package
+(``hack/grafana/``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +25,14 @@ from flmon.config import FlmonConfig
 from flmon.render import rules as r
 from flmon.render.templating import HEADER, dump_json
 
-SCHEMA_VERSION = 39
+SCHEMA_VERSION = 42
+"""The dashboard schema version Grafana 12.2+ and 13 write (``defaultDashboard`` of
+``@grafana/schema`` 13): an older one is migrated on every load."""
 DASHBOARDS: tuple[str, ...] = ("overview", "clients", "security")
 _DS = {"type": "prometheus", "uid": "${datasource}"}
+_SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}
+NEUTRAL = "blue"
+"""The colour of a value that is neither good nor bad (a round number, a count)."""
 _TITLES = {
     "overview": "Federation overview",
     "clients": "Clients",
@@ -38,11 +54,22 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One threshold step: from ``value`` up (``None``: the base, from minus infinity) the
+    value is drawn in ``color`` (a Grafana colour name)."""
+
+    value: float | None
+    color: str
+
+
+@dataclass(frozen=True)
 class Panel:
     """One panel: a stat (small) or a time series (wide).
 
-    ``lines`` are reference lines (an alert's threshold) that ``flmon report`` draws on
-    the panel's chart; the dashboards state them in the description instead.
+    ``lines`` are reference lines (an alert's name and threshold): a time series draws each
+    as a dashed threshold line in ``line_colors`` (the alert's severity colour), and
+    ``flmon report`` draws them on its chart. ``steps`` are a stat panel's thresholds
+    (required: Grafana's default turns any value from 80 up red).
     """
 
     title: str
@@ -52,6 +79,74 @@ class Panel:
     kind: str = "timeseries"
     max: float | None = None
     lines: tuple[tuple[str, float], ...] = ()
+    steps: tuple[Step, ...] = ()
+    line_colors: tuple[str, ...] = ()
+
+
+def _steps(*steps: tuple[float | None, str]) -> tuple[Step, ...]:
+    """Threshold steps sorted by value, the base first; of two at one value the later wins
+    (so a stricter alert's colour overrides a milder one at the same threshold)."""
+    base = [Step(None, c) for v, c in steps if v is None][-1:]
+    by_value: dict[float, str] = {}
+    for value, color in steps:
+        if value is not None:
+            by_value[value] = color
+    return (*base, *(Step(v, by_value[v]) for v in sorted(by_value)))
+
+
+def _alert_line(cfg: FlmonConfig, name: str, default: float = 0.0) -> tuple[str, float] | None:
+    """``(name, threshold)`` of an enabled alert, or ``None`` when it is disabled."""
+    alert = cfg.alerts.get(name)
+    if not alert.enabled:
+        return None
+    return name, alert.threshold if alert.threshold is not None else default
+
+
+def _color(cfg: FlmonConfig, name: str) -> str:
+    return _SEVERITY_COLORS[cfg.alerts.get(name).severity]
+
+
+def _lines(cfg: FlmonConfig, *names: str) -> dict[str, Any]:
+    """``lines`` and ``line_colors`` of a panel drawing the thresholds of alerts ``names``."""
+    found = [(line, _color(cfg, line[0])) for name in names
+             if (line := _alert_line(cfg, name)) is not None]
+    return {"lines": tuple(line for line, _ in found),
+            "line_colors": tuple(color for _, color in found)}
+
+
+def _count_above(threshold: float) -> float:
+    """The first whole count above ``threshold`` (an alert on "more than N" events)."""
+    return float(math.floor(threshold) + 1) if threshold >= 0 else 0.0
+
+
+def _below(cfg: FlmonConfig, *names: str) -> tuple[Step, ...]:
+    """Steps of a value whose alerts ``names`` fire below their thresholds: each band in
+    the colour of the alert that fires there, green above the highest enabled one."""
+    found = sorted((line[1], _color(cfg, line[0])) for name in names
+                   if (line := _alert_line(cfg, name)) is not None)
+    if not found:
+        return _steps((None, NEUTRAL))
+    colors = [c for _, c in found] + ["green"]
+    return _steps((None, colors[0]), *((v, colors[i + 1]) for i, (v, _) in enumerate(found)))
+
+
+def _above(cfg: FlmonConfig, *alerts: tuple[str, float]) -> tuple[Step, ...]:
+    """Steps of a value whose alerts fire from the given values up: green below, then each
+    enabled alert's colour from its value."""
+    return _steps((None, "green"), *((value, _color(cfg, name)) for name, value in alerts
+                                     if cfg.alerts.get(name).enabled))
+
+
+def _threshold(cfg: FlmonConfig, name: str, default: float) -> float:
+    value = cfg.alerts.get(name).threshold
+    return value if value is not None else default
+
+
+def _accuracy_description(lines: tuple[tuple[str, float], ...]) -> str:
+    if not lines:
+        return "Aggregated accuracy per round."
+    drawn = " and ".join(f"{r.percent(v)} ({n})" for n, v in lines)
+    return f"Aggregated accuracy per round; the dashed lines are the alert thresholds {drawn}."
 
 
 def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
@@ -65,32 +160,30 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
     fed = f'{{federation="{cfg.federation.name}"}}'
     ri = "$__rate_interval"
     d = r.dedupe  # both paths carry the same series: one value per label set
+    neutral = _steps((None, NEUTRAL))
+    accuracy_lines = _lines(cfg, "FLLowTrainingAccuracy", "FLModelAccuracyDropped")
     if name == "overview":
         return [*_federation_row(cfg),
             Panel("Run active", "bool_yes_no", (Query(f"max(fl_run_active{s})", "active"),),
-                  "1 while a run is in progress.", "stat"),
+                  "1 while a run is in progress.", "stat", 1.0,
+                  steps=_steps((None, "text"), (1, "green"))),
             Panel("Current round", "none", (Query(f"max(fl_current_round{s})", "round"),
                                             Query(f"max(fl_rounds_planned{s})", "planned")),
-                  "Round in progress or last completed, and rounds planned.", "stat"),
+                  "Round in progress or last completed, and rounds planned.", "stat",
+                  steps=neutral),
             Panel("Training accuracy", "percentunit",
                   (Query(f"max(fl_training_accuracy{s})", "accuracy"),),
-                  "Aggregated training accuracy of the last round.", "stat", 1.0),
+                  "Aggregated training accuracy of the last round.", "stat", 1.0,
+                  steps=_below(cfg, "FLModelAccuracyDropped", "FLLowTrainingAccuracy")),
             Panel("Nodes connected", "none", (Query(f"max(fl_nodes_connected{s})", "nodes"),),
-                  "Nodes the SuperLink reported as connected.", "stat"),
+                  "Nodes the SuperLink reported as connected.", "stat", steps=neutral),
             Panel("Accuracy", "percentunit",
                   (Query(f"max by (run_id) (fl_training_accuracy{s})", "training run {{run_id}}"),
                    Query(f"max by (run_id) (fl_evaluation_accuracy{s})",
                          "evaluation run {{run_id}}"),
                    Query(f"max by (run_id) (fl_centralized_accuracy{s})",
                          "centralized run {{run_id}}")),
-                  "Aggregated accuracy per round (the alert lines are "
-                  f"{r.percent(cfg.alerts.get('FLLowTrainingAccuracy').threshold or 0)} and "
-                  f"{r.percent(cfg.alerts.get('FLModelAccuracyDropped').threshold or 0)}).",
-                  max=1.0,
-                  lines=(("FLLowTrainingAccuracy",
-                          cfg.alerts.get("FLLowTrainingAccuracy").threshold or 0),
-                         ("FLModelAccuracyDropped",
-                          cfg.alerts.get("FLModelAccuracyDropped").threshold or 0))),
+                  _accuracy_description(accuracy_lines["lines"]), max=1.0, **accuracy_lines),
             Panel("Loss", "none",
                   (Query(f"max by (run_id) (fl_training_loss{s})", "training run {{run_id}}"),
                    Query(f"max by (run_id) (fl_evaluation_loss{s})", "evaluation run {{run_id}}"),
@@ -133,10 +226,11 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
     if name == "clients":
         return [
             Panel("Clients tracked", "none", (Query(f"max(fl_clients_tracked{s})", "tracked"),),
-                  "Clients with their own label value.", "stat"),
+                  "Clients with their own label value.", "stat", steps=neutral),
             Panel("Clients folded into _other", "none",
                   (Query(f"max(fl_clients_folded_total{s})", "folded"),),
-                  "Distinct clients beyond the cardinality cap.", "stat"),
+                  "Distinct clients beyond the cardinality cap (orange: the cap is reached).",
+                  "stat", steps=_steps((None, "green"), (1, "orange"))),
             Panel("Client failures per second", "cps",
                   (Query("sum by (client, error) "
                          f"({d(f'rate(fl_client_failures_total{sc}[{ri}])')})\n"
@@ -186,28 +280,34 @@ def panels(cfg: FlmonConfig, name: str) -> list[Panel]:
                      "{{attack}} DP {{dp}}"),),
               "ROC AUC of the membership-inference attack of the last privacy test (0.5 is "
               f"chance; alert above "
-              f"{cfg.alerts.get('FLPrivacyLeakage').threshold or 0:g}).", "stat", 1.0),
+              f"{_threshold(cfg, 'FLPrivacyLeakage', 0):g}).", "stat", 1.0,
+              steps=_above(cfg, ("FLPrivacyLeakage", _threshold(cfg, "FLPrivacyLeakage", 0)))),
         Panel("Privacy budget used", "percentunit",
               (Query(f"max({r.DP_BUDGET_RATIO}{fed})", "used"),),
-              "Share of the epsilon budget spent (recording rule).", "stat", 1.0),
+              "Share of the epsilon budget spent (recording rule).", "stat", 1.0,
+              steps=_above(cfg, ("FLPrivacyBudgetNearlyExhausted",
+                                 _threshold(cfg, "FLPrivacyBudgetNearlyExhausted", 1.0)),
+                           ("FLPrivacyBudgetExhausted", 1.0))),
         Panel("Epsilon spent", "none", (Query(f"max(fl_dp_epsilon_spent{s})", "spent"),),
-              "Differential-privacy epsilon spent so far.", "stat"),
+              "Differential-privacy epsilon spent so far.", "stat", steps=neutral),
         Panel("Anomalous updates (window)", "none",
               (Query("sum(" + d(r.window_increase(
                   "fl_anomalous_updates_total", s,
                   cfg.alerts.get("FLClientUpdateAnomaly").window or "30m")) + ")", "updates"),),
-              "Updates flagged by the server in the alert's window.", "stat"),
+              "Updates flagged by the server in the alert's window.", "stat",
+              steps=_above(cfg, ("FLClientUpdateAnomaly", 1.0))),
         Panel("Telemetry rejected (window)", "none",
               (Query("sum(" + d(r.window_increase(
                   "fl_telemetry_rejected_total", s,
                   cfg.alerts.get("FLTelemetryRejected").window or "15m")) + ")", "records"),),
-              "Client telemetry records or fields rejected in the alert's window.", "stat"),
+              "Client telemetry records or fields rejected in the alert's window.", "stat",
+              steps=_above(cfg, ("FLTelemetryRejected", _count_above(
+                  _threshold(cfg, "FLTelemetryRejected", 0))))),
         Panel("Anomaly score per client", "none",
               (Query(f"max by (client) (fl_client_anomaly_score{sc})", "{{client}}"),),
-              "Robust z-score of each client's update norm (alert above "
-              f"{cfg.alerts.get('FLClientUpdateAnomaly').threshold or 0:g}).",
-              lines=(("FLClientUpdateAnomaly",
-                      cfg.alerts.get("FLClientUpdateAnomaly").threshold or 0),)),
+              "Robust z-score of each client's update norm (the dashed line: the alert "
+              f"threshold {_threshold(cfg, 'FLClientUpdateAnomaly', 0):g}).",
+              **_lines(cfg, "FLClientUpdateAnomaly")),
         Panel("Update norm per client", "none",
               (Query(f"max by (client) (fl_client_update_norm{sc})", "{{client}}"),
                Query(f"max(fl_update_norm_median{s})", "median")),
@@ -255,19 +355,22 @@ def _federation_row(cfg: FlmonConfig) -> list[Panel]:
     return [
         Panel("SuperLink up", "bool_yes_no",
               (Query(f"max(fl_superlink_up{w})", "up"),),
-              "1 when flmon watch's last Control API poll of the SuperLink succeeded.", "stat"),
+              "1 when flmon watch's last Control API poll of the SuperLink succeeded.", "stat",
+              1.0, steps=_steps((None, _color(cfg, "FLSuperLinkDown")), (1, "green"))),
         Panel("Nodes online", "none",
               (Query(f"max(fl_supernodes{online})",
                      "online"),),
-              "SuperNodes the SuperLink reports online.", "stat"),
+              "SuperNodes the SuperLink reports online (red: none).", "stat",
+              steps=_steps((None, "red"), (1, "green"))),
         Panel("Runs running", "none",
               (Query(f"max(fl_runs{running})",
                      "running"),),
-              "Runs in progress on the SuperLink.", "stat"),
+              "Runs in progress on the SuperLink.", "stat", steps=_steps((None, NEUTRAL))),
         Panel("Runs failed (24h)", "none",
               (Query("max(increase(fl_runs_finished_total"
                      f"{failed}[24h]))", "failed"),),
-              "Runs that ended with the failed sub-status in the last 24 hours.", "stat"),
+              "Runs that ended with the failed sub-status in the last 24 hours.", "stat",
+              steps=_above(cfg, ("FLRunFailed", 1.0))),
         Panel("Nodes by status", "none",
               (Query(f"max by (status) (fl_supernodes{w})", "{{status}}"),),
               "SuperNodes per status: registered, online, offline, unregistered."),
@@ -280,22 +383,53 @@ def _federation_row(cfg: FlmonConfig) -> list[Panel]:
     ]
 
 
+def _thresholds(panel: Panel) -> dict[str, Any]:
+    if panel.kind == "stat":
+        if not panel.steps:
+            raise ValueError(f"stat panel {panel.title!r} has no thresholds")
+        steps = panel.steps
+    else:  # the series keep their palette colours; the steps are the lines drawn
+        steps = _steps((None, "green"), *((v, c) for (_, v), c in
+                                          zip(panel.lines, panel.line_colors, strict=True)))
+    return {"mode": "absolute",
+            "steps": [{"color": step.color, "value": step.value} for step in steps]}
+
+
+_STAT_OPTIONS: dict[str, Any] = {
+    "colorMode": "value", "graphMode": "area", "justifyMode": "auto", "orientation": "auto",
+    "percentChangeColorMode": "standard", "showPercentChange": False, "textMode": "auto",
+    "wideLayout": True,
+    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+}
+_SERIES_CUSTOM: dict[str, Any] = {
+    "drawStyle": "line", "lineInterpolation": "linear", "lineWidth": 1, "fillOpacity": 10,
+    "gradientMode": "none", "showPoints": "never", "pointSize": 5, "spanNulls": False,
+    "insertNulls": False, "axisPlacement": "auto", "axisLabel": "", "axisBorderShow": False,
+    "axisCenteredZero": False, "axisColorMode": "text", "barAlignment": 0,
+    "scaleDistribution": {"type": "linear"}, "stacking": {"group": "A", "mode": "none"},
+    "hideFrom": {"legend": False, "tooltip": False, "viz": False},
+}
+
+
 def _panel_json(panel: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
-    defaults: dict[str, Any] = {"unit": panel.unit}
+    defaults: dict[str, Any] = {"unit": panel.unit, "thresholds": _thresholds(panel)}
     if panel.max is not None:
         defaults["min"] = 0
         defaults["max"] = panel.max
+    options: dict[str, Any]
     if panel.kind == "stat":
-        options: dict[str, Any] = {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value", "graphMode": "area", "textMode": "auto",
-        }
-    else:
-        defaults["custom"] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10,
-                              "showPoints": "never", "spanNulls": False}
+        defaults["color"] = {"mode": "thresholds"}
+        options = {**_STAT_OPTIONS,
+                   "textMode": "value_and_name" if len(panel.queries) > 1 else "auto"}
+    elif panel.kind == "timeseries":
+        defaults["color"] = {"mode": "palette-classic"}
+        defaults["custom"] = {**_SERIES_CUSTOM, "thresholdsStyle": {
+            "mode": "dashed" if panel.lines else "off"}}
         options = {"legend": {"displayMode": "table", "placement": "bottom",
                               "showLegend": True, "calcs": ["lastNotNull", "max"]},
                    "tooltip": {"mode": "multi", "sort": "desc"}}
+    else:
+        raise ValueError(f"panel {panel.title!r}: unknown kind {panel.kind!r}")
     return {
         "id": pid,
         "type": panel.kind,
@@ -313,17 +447,81 @@ def _panel_json(panel: Panel, pid: int, grid: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _layout(panel_list: list[Panel]) -> list[dict[str, Any]]:
+GRID_COLUMNS = 24
+STAT_HEIGHT = 4
+SERIES_HEIGHT = 8
+STATS_PER_ROW = 4
+SERIES_PER_ROW = 2
+
+
+def _widths(count: int, per_row: int) -> list[list[int]]:
+    """Widths of ``count`` panels in rows of at most ``per_row``, every row the full grid
+    width (rows as even as they can be; the first panels of a row take the remainder)."""
+    rows = -(-count // per_row)
+    out: list[list[int]] = []
+    left = count
+    for row in range(rows):
+        n = -(-left // (rows - row))
+        base, extra = divmod(GRID_COLUMNS, n)
+        out.append([base + (1 if i < extra else 0) for i in range(n)])
+        left -= n
+    return out
+
+
+def layout(kinds: list[str]) -> list[dict[str, int]]:
+    """Grid positions of panels of ``kinds`` (``"stat"`` or other), in order.
+
+    Each run of consecutive stat panels fills whole rows (at most four to a row, 4 high),
+    each run of other panels goes two to a row (8 high; an odd last one spans the width):
+    every row is as wide as the grid and of one height, so there is no hole for Grafana's
+    vertical compaction to close and nothing it moves.
+    """
+    out: list[dict[str, int]] = []
+    y = i = 0
+    while i < len(kinds):
+        stat = kinds[i] == "stat"
+        j = i
+        while j < len(kinds) and (kinds[j] == "stat") == stat:
+            j += 1
+        height = STAT_HEIGHT if stat else SERIES_HEIGHT
+        for row in _widths(j - i, STATS_PER_ROW if stat else SERIES_PER_ROW):
+            x = 0
+            for w in row:
+                out.append({"h": height, "w": w, "x": x, "y": y})
+                x += w
+            y += height
+        i = j
+    return out
+
+
+FEDERATION_ROW = "Federation: SuperLink, nodes and runs (flmon watch)"
+RUN_ROW = "Run"
+
+
+def sections(cfg: FlmonConfig, name: str) -> list[tuple[str | None, list[Panel]]]:
+    """The panels of dashboard ``name`` by section: ``(row title, panels)``, the title
+    ``None`` for a dashboard of one section (drawn without a row)."""
+    every = panels(cfg, name)
+    federation = len(_federation_row(cfg)) if name == "overview" else 0
+    if not federation:
+        return [(None, every)]
+    return [(FEDERATION_ROW, every[:federation]), (RUN_ROW, every[federation:])]
+
+
+def _layout(groups: list[tuple[str | None, list[Panel]]]) -> list[dict[str, Any]]:
+    """Panel JSON of every section: a row header (1 high, the grid's width) above each
+    titled section, its panels laid out by :func:`layout` beneath it."""
     out: list[dict[str, Any]] = []
-    x = y = 0
-    row_h = 0
-    for pid, panel in enumerate(panel_list, start=1):
-        w, h = (6, 4) if panel.kind == "stat" else (12, 8)
-        if x + w > 24:
-            x, y, row_h = 0, y + row_h, 0
-        out.append(_panel_json(panel, pid, {"h": h, "w": w, "x": x, "y": y}))
-        x += w
-        row_h = max(row_h, h)
+    y = 0
+    for title, group in groups:
+        if title is not None:
+            out.append({"id": len(out) + 1, "type": "row", "title": title, "collapsed": False,
+                        "panels": [], "gridPos": {"h": 1, "w": GRID_COLUMNS, "x": 0, "y": y}})
+            y += 1
+        grids = layout([p.kind for p in group])
+        for panel, grid in zip(group, grids, strict=True):
+            out.append(_panel_json(panel, len(out) + 1, {**grid, "y": grid["y"] + y}))
+        y += max((g["y"] + g["h"] for g in grids), default=0)
     return out
 
 
@@ -339,7 +537,6 @@ def _templating(cfg: FlmonConfig, name: str) -> list[dict[str, Any]]:
         variables.append({
             "name": "client", "label": "Client", "type": "query",
             "datasource": dict(_DS),
-            "definition": client_variable_query(cfg),
             "query": {"query": client_variable_query(cfg), "refId": "clients"},
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
             "includeAll": True, "allValue": ".*", "multi": True, "hide": 0, "refresh": 2,
@@ -379,7 +576,7 @@ def dashboard(cfg: FlmonConfig, name: str) -> dict[str, Any]:
             for other in DASHBOARDS if other != name
         ],
         "templating": {"list": _templating(cfg, name)},
-        "panels": _layout(panels(cfg, name)),
+        "panels": _layout(sections(cfg, name)),
     }
 
 

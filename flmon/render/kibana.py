@@ -44,7 +44,7 @@ SEARCHES: tuple[tuple[str, str, str, list[str]], ...] = (
      ["log.level", "message", "labels.round", "labels.node_id", "error.type"]),
     ("rounds", "Rounds",
      'event.action : round* or (labels.round : * and log.logger : flmon*)',
-     ["event.action", "labels.round", "message", "event.duration"]),
+     ["labels.run_id", "labels.round", "event.action", "message"]),
     ("failures", "Client failures",
      'event.action : (*fail* or *quarantin*) or (log.level : ("warning" or "error") '
      'and labels.client : *)',
