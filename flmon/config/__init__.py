@@ -38,6 +38,7 @@ from flmon.config.scrape import (
     WatchScrape,
 )
 from flmon.config.strings import (
+    AbsoluteUrl,
     Channel,
     DatadogNamespace,
     DatadogTag,
@@ -55,11 +56,11 @@ from flmon.config.strings import (
 )
 
 __all__ = [
-    "ALERT_NAMES", "SEVERITIES", "AlertSettings", "AlertmanagerSettings", "Alerts", "Channel",
-    "ConfigError", "Datadog", "DatadogNamespace", "DatadogTag", "DatasourceName", "Duration",
-    "Elasticsearch", "EnvName", "Federation", "FederationName", "FilePath", "FlmonConfig",
-    "Grafana", "Identifier", "IndexPattern", "JobName", "Lifecycle", "LiveScrape",
-    "PrometheusSettings", "PushgatewayScrape", "Scrape", "ScrapeAuth", "Severity",
+    "ALERT_NAMES", "SEVERITIES", "AbsoluteUrl", "AlertSettings", "AlertmanagerSettings",
+    "Alerts", "Channel", "ConfigError", "Datadog", "DatadogNamespace", "DatadogTag",
+    "DatasourceName", "Duration", "Elasticsearch", "EnvName", "Federation", "FederationName",
+    "FilePath", "FlmonConfig", "Grafana", "Identifier", "IndexPattern", "JobName", "Lifecycle",
+    "LiveScrape", "PrometheusSettings", "PushgatewayScrape", "Scrape", "ScrapeAuth", "Severity",
     "SeverityChannels", "Slack", "StrictModel", "Target", "Team", "Url", "WatchScrape",
     "duration_seconds", "load_config", "parse_config",
 ]

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from flmon.config.strings import (
+    AbsoluteUrl,
     DatadogNamespace,
     DatadogTag,
     DatasourceName,
@@ -19,6 +20,7 @@ from flmon.config.strings import (
     Url,
     matching,
 )
+from flmon.urls import RUNBOOKS_URL
 
 
 class PrometheusSettings(StrictModel):
@@ -28,8 +30,10 @@ class PrometheusSettings(StrictModel):
     rule_files: list[FilePath] = Field(
         default_factory=lambda: ["../rules/flmon-rules.yaml"], min_length=1)
     """Rule files, relative to ``prometheus.yml``."""
-    runbook_url: Url = "docs/runbooks.md"
-    """Base of every alert's ``runbook_url`` (``#anchor`` is appended)."""
+    runbook_url: AbsoluteUrl = RUNBOOKS_URL
+    """Base of every alert's ``runbook_url`` (``#<alert name, lowercased>`` is appended): an
+    absolute URL, so the link works where the alert is read (Slack, Datadog, a phone).
+    Defaults to the project's published runbooks."""
     rule_labels: dict[Identifier, Identifier] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"})
     """Labels of the ``PrometheusRule`` object (a Prometheus Operator selects rules by them)."""

@@ -28,6 +28,9 @@ _DD_TAG_RE = re.compile(r"^[a-z][a-z0-9_./:-]{0,199}$")
 _INDEX_PATTERN_RE = re.compile(r"^[a-z0-9][a-z0-9._*-]{0,254}$")
 _DATASOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _URL_RE = re.compile(r"^(?:https?://[A-Za-z0-9.:\[\]-]+)?[A-Za-z0-9_./%~+-]*$")
+_ABSOLUTE_URL_RE = re.compile(
+    r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"(?:/[A-Za-z0-9_./%~+-]*)?$")
 URL_LIKE_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -62,6 +65,9 @@ DatadogTag = Annotated[str, matching(_DD_TAG_RE, "a Datadog tag such as 'env:pro
 IndexPattern = Annotated[str, matching(_INDEX_PATTERN_RE, "an Elasticsearch index pattern")]
 DatasourceName = Annotated[str, matching(_DATASOURCE_RE, "a Grafana datasource name")]
 Url = Annotated[str, matching(_URL_RE, "a plain http(s) URL or path without quotes or braces")]
+AbsoluteUrl = Annotated[str, matching(
+    _ABSOLUTE_URL_RE, "an absolute http(s) URL such as https://docs.example.org/runbooks.md "
+    "(scheme and host, no '#', query, quotes or braces)")]
 
 
 class StrictModel(BaseModel):
