@@ -43,8 +43,8 @@ class Grafana(StrictModel):
     """Grafana dashboards."""
 
     datasource: DatasourceName = "Prometheus"
-    url: Url = "http://127.0.0.1:3000"
-    """Base URL for dashboard links in Slack messages."""
+    url: AbsoluteUrl = "http://127.0.0.1:3000"
+    """Base URL for dashboard links in Slack messages (absolute: Slack opens it)."""
     refresh: Duration = "30s"
 
 

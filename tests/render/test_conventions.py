@@ -278,3 +278,10 @@ def test_every_rendered_inhibition_can_match_a_pair_of_rendered_alerts(am_file: 
     assert rules
     dead = [r for r in rules if not can_match(r, alerts)]
     assert dead == []
+
+
+@pytest.mark.parametrize("value", ["grafana", "/grafana", "https://grafana.example.org/#/"])
+def test_the_grafana_base_of_slack_links_is_an_absolute_url_too(value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_changes(minimal_data(), grafana__url=value))
+    assert [path for path, _ in err.value.problems] == ["grafana.url"]
