@@ -35,12 +35,13 @@ class Module:
 
     key: str
     path: str
+    """A module file (``flmon/labels.py``) or a package folder (``flmon/config/``)."""
     functions: tuple[str, ...] = ()
     """mutmut function names (``x_name``, ``xǁClassǁmethod``) to mutate; all when empty."""
 
     @property
     def dotted(self) -> str:
-        return self.path.removesuffix(".py").replace("/", ".")
+        return self.path.removesuffix(".py").rstrip("/").replace("/", ".")
 
     def patterns(self) -> list[str]:
         if not self.functions:
@@ -57,7 +58,7 @@ MODULES: tuple[Module, ...] = (
     Module("telemetry", "flmon/telemetry.py"),
     Module("labels", "flmon/labels.py"),
     Module("dp", "flmon/security/dp.py"),
-    Module("config", "flmon/config.py"),
+    Module("config", "flmon/config/"),
     # The helpers every rule is built from (label matchers, thresholds as text, windows,
     # the exporter-down and recording expressions); the alert table itself is checked by
     # the hand-written alert text of tests/render/test_alert_text.py.
@@ -90,10 +91,16 @@ class Score:
 
 def score(module: Module, mutants_dir: Path) -> Score | None:
     """The verdicts of ``module``'s mutants, or None when it was never run."""
-    meta = mutants_dir / f"{module.path}.meta"
-    if not meta.exists():
+    if module.path.endswith("/"):
+        metas = sorted((mutants_dir / module.path).rglob("*.py.meta"))
+    else:
+        metas = [mutants_dir / f"{module.path}.meta"]
+    metas = [meta for meta in metas if meta.exists()]
+    if not metas:
         return None
-    verdicts = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    verdicts: dict[str, int | None] = {}
+    for meta in metas:
+        verdicts.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
     codes = [code for name, code in verdicts.items() if module.selected(name)]
     killed = sum(1 for c in codes if c in KILLED)
     timeout = sum(1 for c in codes if c in TIMEOUT)

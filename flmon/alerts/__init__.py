@@ -28,6 +28,7 @@ from flmon.alerts.spec import (
     TestCtx,
     duration_seconds,
     runbook_anchor,
+    runbook_url,
 )
 
 DECLARATIONS = Declarations(ALERTS)
@@ -47,5 +48,5 @@ def get(name: str) -> Alert:
 __all__ = [
     "ALERTS", "ALERT_NAMES", "BY_NAME", "SEVERITIES", "Alert", "Case", "Ctx", "Expect",
     "Inhibit", "Monitor", "Series", "Severity", "Source", "TestCtx", "duration_seconds",
-    "get", "runbook_anchor",
+    "get", "runbook_anchor", "runbook_url",
 ]

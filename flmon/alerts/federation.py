@@ -14,7 +14,7 @@ from flmon.alerts.text import (
 
 # --- the federation: scrape targets, SuperLink, nodes, runs --------------------------
 
-EXPORTER_SUMMARY = "flmon metrics cannot be scraped"
+EXPORTER_SUMMARY = "Prometheus cannot scrape flmon's metrics."
 
 
 def _exporter_down_expr(ctx: Ctx) -> str:
@@ -111,7 +111,7 @@ EXPORTER_DOWN = Alert(
         f'.by("endpoint").last(2).count_by_status()', 1.0),
 )
 
-SUPERLINK_SUMMARY = "The SuperLink does not answer"
+SUPERLINK_SUMMARY = "The SuperLink does not answer."
 
 
 def _superlink_expr(ctx: Ctx) -> str:
@@ -186,7 +186,7 @@ SUPERLINK_DOWN = Alert(
         "FLNodeOffline", "FLClientDropout", "FLNoModelUpdates", "FLRoundStalled")),
 )
 
-NODE_SUMMARY = "A SuperNode is offline"
+NODE_SUMMARY = "A SuperNode is offline."
 
 
 def _node_text(fed: str, client: str) -> str:
@@ -235,7 +235,7 @@ NODE_OFFLINE = Alert(
         f"{ctx.dd_tags} by {{client}} < 1", 1.0),
 )
 
-RUN_FAILED_SUMMARY = "A run failed"
+RUN_FAILED_SUMMARY = "A run failed."
 
 
 def _run_failed_expr(ctx: Ctx) -> str:

@@ -20,7 +20,7 @@ from flmon.alerts.text import (
 
 # --- progress of a run ---------------------------------------------------------------
 
-NO_UPDATES_SUMMARY = "No model updates while a run is in progress"
+NO_UPDATES_SUMMARY = "No model updates while a run is in progress."
 
 
 def _no_updates_expr(ctx: Ctx) -> str:
@@ -81,7 +81,7 @@ NO_MODEL_UPDATES = Alert(
         f"sum:{ctx.dd('fl_model_updates_total')}{ctx.dd_tags}.as_count() < 1", 1.0),
 )
 
-DROPOUT_SUMMARY = "A client keeps failing"
+DROPOUT_SUMMARY = "A client keeps failing."
 
 
 def _dropout_expr(ctx: Ctx) -> str:
@@ -162,7 +162,7 @@ CLIENT_DROPOUT = Alert(
         f"{num(ctx.threshold)}", ctx.threshold),
 )
 
-STALLED_SUMMARY = "A round is stalled"
+STALLED_SUMMARY = "A round is stalled."
 
 
 def _stalled_expr(ctx: Ctx) -> str:

@@ -24,8 +24,8 @@ def _accuracy_expr(ctx: Ctx) -> str:
     return dedupe(f"{acc} < {num(ctx.threshold)}\nor\n{acc} != {acc}\nor\n{acc} > 1")
 
 
-LOW_SUMMARY = "Training accuracy is low"
-DROP_SUMMARY = "Model accuracy dropped"
+LOW_SUMMARY = "Training accuracy is low."
+DROP_SUMMARY = "Model accuracy dropped."
 
 
 def _low_text(fed: str, threshold: float, value: str, run_id: str = "7") -> str:

@@ -22,7 +22,7 @@ from flmon.alerts.text import (
 
 # --- security and privacy ------------------------------------------------------------
 
-ANOMALY_SUMMARY = "A client sent an anomalous model update"
+ANOMALY_SUMMARY = "A client sent an anomalous model update."
 
 
 def _anomaly_expr(ctx: Ctx) -> str:
@@ -117,8 +117,8 @@ def _dp_series(tc: TestCtx, spent: float | str, budget: float, n: int) -> list[S
             *tc.on_paths("fl_dp_epsilon_budget", const(fmt(budget), n))]
 
 
-NEARLY_SUMMARY = "Privacy budget nearly exhausted"
-EXHAUSTED_SUMMARY = "Privacy budget exhausted"
+NEARLY_SUMMARY = "Privacy budget nearly exhausted."
+EXHAUSTED_SUMMARY = "Privacy budget exhausted."
 
 
 def _nearly_text(fed: str, threshold: float, value: str, run_id: str = "7") -> str:
@@ -217,7 +217,7 @@ BUDGET_EXHAUSTED = Alert(
     inhibits=(Inhibit("FLPrivacyBudgetNearlyExhausted"),),
 )
 
-REJECTED_SUMMARY = "Client telemetry was rejected"
+REJECTED_SUMMARY = "Client telemetry was rejected."
 
 
 def _rejected_expr(ctx: Ctx) -> str:
@@ -283,7 +283,7 @@ TELEMETRY_REJECTED = Alert(
         f"{num(ctx.threshold)}", ctx.threshold),
 )
 
-LEAKAGE_SUMMARY = "A membership-inference attack succeeds on the model updates"
+LEAKAGE_SUMMARY = "A membership-inference attack succeeds on the model updates."
 
 
 def _leakage_text(fed: str, threshold: float, attack: str, dp: str, value: str) -> str:

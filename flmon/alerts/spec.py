@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flmon import catalog
+from flmon.urls import RUNBOOKS_URL
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -33,24 +34,62 @@ Scope = Literal["in_progress", "run", "federation"]
     About the federation (the SuperLink, its nodes, privacy tests): no run lifecycle.
 """
 
-_DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
-_DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
-_DURATION_UNITS = {
-    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
-    "y": 31536000.0,
-}
+_DURATION_UNITS_MS: tuple[tuple[str, int], ...] = (
+    ("y", 31_536_000_000), ("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
+    ("m", 60_000), ("s", 1000), ("ms", 1),
+)
+# Prometheus' own grammar (prometheus/common model.ParseDuration): units largest first,
+# each at most once.
+_DURATION_RE = re.compile(
+    "^" + "".join(f"(?:([0-9]+){unit})?" for unit, _ in _DURATION_UNITS_MS) + "$")
+
+MAX_DURATION_MS = (2**63 - 1) // 1_000_000
+"""The longest duration Prometheus parses: its durations are Go ``time.Duration`` values
+(int64 nanoseconds), and longer ones are refused with "duration out of range"."""
+
+
+def _duration_text(ms: int) -> str:
+    out = ""
+    for unit, size in _DURATION_UNITS_MS:
+        if ms >= size:
+            out += f"{ms // size}{unit}"
+            ms %= size
+    return out or "0s"
+
+
+MAX_DURATION = _duration_text(MAX_DURATION_MS)
+""":data:`MAX_DURATION_MS` as Prometheus writes it (``292y24w3d23h47m16s854ms``)."""
 
 
 def duration_seconds(value: str) -> float:
-    """Return the length of a Prometheus duration such as ``5m`` or ``1h30m`` in seconds."""
-    if not _DURATION_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Prometheus duration such as 30s, 5m or 1h30m")
-    return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART_RE.findall(value))
+    """Return the length of a Prometheus duration such as ``5m`` or ``1h30m`` in seconds.
+
+    Raises
+    ------
+    ValueError
+        When Prometheus would refuse ``value``: not its grammar (units largest first, each
+        once), or longer than :data:`MAX_DURATION`.
+    """
+    match = _DURATION_RE.fullmatch(value) if value else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a Prometheus duration such as 30s, 5m or 1h30m "
+                         "(units y, w, d, h, m, s, ms, largest first, each once)")
+    ms = sum(int(n) * size for n, (_, size) in zip(match.groups(), _DURATION_UNITS_MS,
+                                                   strict=True) if n)
+    if ms > MAX_DURATION_MS:
+        raise ValueError(f"{value!r} is longer than Prometheus can represent (at most "
+                         f"{MAX_DURATION})")
+    return ms / 1000
 
 
 def runbook_anchor(name: str) -> str:
     """Section anchor of alert ``name`` in ``docs/runbooks.md`` (the heading, lowercased)."""
     return name.lower()
+
+
+def runbook_url(base: str, name: str) -> str:
+    """The ``runbook_url`` of alert ``name``: the runbooks' ``base`` URL and its anchor."""
+    return f"{base}#{runbook_anchor(name)}"
 
 
 # --- what builders are given ---------------------------------------------------------
@@ -82,7 +121,7 @@ class Ctx:
     for_: str
     threshold_value: float | None = None
     window_value: str | None = None
-    runbook_base: str = "docs/runbooks.md"
+    runbook_base: str = RUNBOOKS_URL
     dd_namespace: str = "flmon"
 
     # -- selectors -----------------------------------------------------------------

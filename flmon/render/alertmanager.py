@@ -34,6 +34,7 @@ def _slack_config(cfg: FlmonConfig, channel: str) -> dict[str, Any]:
         "channel": channel,
         "send_resolved": True,
         "title": '{{ template "flmon.slack.title" . }}',
+        "title_link": '{{ template "flmon.slack.titlelink" . }}',
         "text": '{{ template "flmon.slack.text" . }}',
         "color": '{{ template "flmon.slack.color" . }}',
     }
@@ -66,9 +67,6 @@ def alertmanager_config(cfg: FlmonConfig) -> dict[str, Any]:
          "equal": list(equal)}
         for src, dst, equal in INHIBITIONS
     ]
-    inhibit.append({"source_matchers": ['severity="critical"'],
-                    "target_matchers": ['severity="warning"'],
-                    "equal": ["federation", "alertname"]})
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
         "templates": ["slack.tmpl"],

@@ -44,10 +44,11 @@ def dd_window(duration: str, minimum: int = 300) -> str:
 def _message(cfg: FlmonConfig, rule: AlertRule) -> str:
     per_client = alerts.get(rule.alert).per_client
     who = " (client {{client.name}})" if per_client else ""
+    what = rule.summary.removesuffix(".")  # the summary is a sentence (mixtool's style)
     lines = [
-        f"{{{{#is_alert}}}}{rule.summary} in federation {cfg.federation.name}{who}."
+        f"{{{{#is_alert}}}}{what} in federation {cfg.federation.name}{who}."
         f"{{{{/is_alert}}}}",
-        f"{{{{#is_recovery}}}}Recovered: {rule.summary.lower()} in federation "
+        f"{{{{#is_recovery}}}}Recovered: {what} in federation "
         f"{cfg.federation.name}{who}.{{{{/is_recovery}}}}",
         "",
         f"Severity: {rule.severity}. Team: {rule.team}. Value: {{{{value}}}}.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flmon import catalog
 
@@ -61,3 +62,47 @@ def unknown_metrics(expr: str, allowed: Iterable[str] = ()) -> set[str]:
     """Names in ``expr`` that are neither catalog series, Prometheus' own, nor ``allowed``."""
     known = catalog.sample_names() | PROMETHEUS_SERIES | frozenset(allowed)
     return {name for name in metric_names(expr) if name not in known}
+
+
+_SELECTOR_RE = re.compile(
+    r"(?<![A-Za-z0-9_:.$])([A-Za-z_:][A-Za-z0-9_:]*)?\s*"
+    r"\{((?:[^{}\"'`]|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)*)\}")
+_MATCHER_RE = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"
+    r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*(?:,|$)")
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a selector: ``metric{label op "value"}``."""
+
+    metric: str | None
+    """The selector's metric name (``None`` for a selector of matchers only)."""
+    label: str
+    op: str
+    value: str
+
+
+def matchers(expr: str) -> list[Matcher]:
+    """Every label matcher of every selector in ``expr``, in order.
+
+    Raises
+    ------
+    ValueError
+        When a selector's braces hold something that is not a list of matchers.
+    """
+    out: list[Matcher] = []
+    for sel in _SELECTOR_RE.finditer(expr):
+        metric, body = sel.group(1), sel.group(2)
+        pos = 0
+        while body[pos:].strip():
+            m = _MATCHER_RE.match(body, pos)
+            if m is None:
+                raise ValueError(f"not a label matcher list: {{{body}}}")
+            label, op, quoted = m.groups()
+            value = quoted[1:-1]
+            if quoted[0] != "`":
+                value = re.sub(r"\\(.)", r"\1", value)
+            out.append(Matcher(metric, label, op, value))
+            pos = m.end()
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from flmon import alerts
 from flmon.alerts.declarations import DP_BUDGET_RATIO, dedupe, window_increase
-from flmon.alerts.spec import Alert, Ctx, Severity, Source
+from flmon.alerts.spec import Alert, Ctx, Severity, Source, runbook_url
 from flmon.alerts.text import num, percent, seconds_text
 from flmon.config import FlmonConfig
 
@@ -180,7 +180,7 @@ def alert_rules(cfg: FlmonConfig) -> list[AlertRule]:
             alert=alert.name, expr=lifecycle_expr(alert, ctx), for_=ctx.for_,
             severity=ctx.severity, team=ctx.team, federation=ctx.federation,
             summary=alert.summary, description=alert.description(ctx),
-            runbook_url=f"{ctx.runbook_base}#{alert.anchor}",
+            runbook_url=runbook_url(ctx.runbook_base, alert.name),
         ))
     return rules
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flmon.alerts.spec import Alert, Case, Expect, TestCtx, duration_seconds
+from flmon.alerts.spec import Alert, Case, Expect, TestCtx, duration_seconds, runbook_url
 from flmon.alerts.text import seconds_text
 from flmon.config import FlmonConfig
 from flmon.render.rules import alert_ctx, enabled_alerts
@@ -39,7 +39,7 @@ def _expected(alert: Alert, base: str, expect: Expect) -> dict[str, Any]:
     return {"exp_labels": dict(sorted(expect.labels.items())),
             "exp_annotations": {"summary": expect.summary,
                                 "description": expect.description,
-                                "runbook_url": f"{base}#{alert.name.lower()}"}}
+                                "runbook_url": runbook_url(base, alert.name)}}
 
 
 def _test(alert: Alert, base: str, step: int, case: Case) -> dict[str, Any]:

@@ -44,3 +44,17 @@ def test_verdicts_are_counted_and_only_the_run_rows_change(tmp_path: Path) -> No
     assert "| `flmon/telemetry.py` | 5 | 3 | 1 | 1 | 75.0 % |" in text
     assert "| 4 | 4 | 0 | 0 | 100.0 % |" in text
     assert text.count("| `flmon/") == len(mutation.MODULES)
+
+
+def test_a_package_sums_the_verdicts_of_its_modules(tmp_path: Path) -> None:
+    mutants = tmp_path / "mutants"
+    config = mutation.BY_KEY["config"]
+    assert config.path == "flmon/config/"
+    assert config.patterns() == ["flmon.config.*"]
+    _meta(mutants, "flmon/config/loader.py", {
+        "flmon.config.loader.x_parse_config__mutmut_1": 1,
+        "flmon.config.loader.x_parse_config__mutmut_2": 0})
+    _meta(mutants, "flmon/config/scrape.py", {
+        "flmon.config.scrape.xǁScrapeǁ_one_source__mutmut_1": 36})
+    _meta(mutants, "flmon/configure.py", {"flmon.configure.x_f__mutmut_1": 0})  # not inside
+    assert mutation.score(config, mutants) == mutation.Score(3, 1, 1, 1, 0)

@@ -95,6 +95,11 @@ def test_every_rendered_alert_reaches_its_slack_channels_and_resolves(stack: Dem
             assert "client `1234567`" in text
             assert f"*Severity:* {labels['severity']}" in text
             assert alert["annotations"]["summary"] in text
+            # the title and the "what to do" line open the alert's runbook
+            runbook = alert["annotations"]["runbook_url"]
+            assert runbook.startswith("https://") and runbook.endswith(f"#{name.lower()}")
+            assert msg.payload["attachments"][0]["title_link"] == runbook
+            assert f"<{runbook}|what to do>" in text
             expected_color = {"critical": "danger", "warning": "warning"}.get(
                 labels["severity"], "#439FE0")
             assert msg.colors == (expected_color,)
