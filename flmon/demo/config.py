@@ -36,6 +36,10 @@ DEMO_ALERTS: dict[str, dict[str, Any]] = {
     "FLPrivacyBudgetExhausted": {"for": "0s"},
     "FLTelemetryRejected": {"for": "0s", "threshold": 0, "window": "1m"},
     "FLExporterDown": {"for": "30s"},
+    # Flower marks a killed SuperNode offline only after missed heartbeats (50-55 s here);
+    # the alert then fires within seconds.
+    "FLNodeOffline": {"for": "5s"},
+    "FLSuperLinkDown": {"for": "10s"},
 }
 
 
