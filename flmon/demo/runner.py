@@ -131,6 +131,20 @@ class RunOutcome:
                 if n in names and all(s == "resolved" for (a, _), s in last.items() if a == n)]
 
 
+def may_restart(scenario: Scenario, outcome: RunOutcome, now: float) -> bool:
+    """Whether the killed SuperNode may be started again at unix time ``now``.
+
+    When the scenario expects ``FLNodeOffline``, only once it fired for the killed node,
+    or ``scenario.offline_timeout`` seconds after the kill (then the summary says it did
+    not fire); otherwise at once.
+    """
+    if "FLNodeOffline" not in scenario.expected_alerts or outcome.killed_at is None:
+        return True
+    if outcome.offline_alert_after() is not None:
+        return True
+    return now - outcome.killed_at > scenario.offline_timeout
+
+
 _NODE_ID = re.compile(r"SuperNode ID: (\d+)")
 
 
@@ -286,20 +300,18 @@ class ScenarioRun:
             self.on_note(f"restarted SuperNode {index} after round {completed}")
 
     def _offline_shown(self) -> bool:
-        """Whether the killed node may be restarted: FLNodeOffline fired for it, it is not
-        expected, or ``offline_timeout`` passed since the kill."""
-        sc = self.scenario
-        if "FLNodeOffline" not in sc.expected_alerts or self.outcome.killed_at is None:
-            return True
-        if self.outcome.offline_alert_after() is not None:
-            return True
-        waited = time.time() - self.outcome.killed_at
-        if waited > sc.offline_timeout:
-            self.on_note(f"FLNodeOffline did not fire within {sc.offline_timeout:.0f} s of "
-                         f"the kill; restarting the node anyway")
+        """Whether the killed node may be restarted (see :func:`may_restart`)."""
+        now = time.time()
+        if may_restart(self.scenario, self.outcome, now):
+            if self.outcome.killed_at is not None and self._waiting_noted \
+                    and self.outcome.offline_alert_after() is None:
+                self.on_note(f"FLNodeOffline did not fire within "
+                             f"{self.scenario.offline_timeout:.0f} s of the kill; "
+                             f"restarting the node anyway")
             return True
         if not self._waiting_noted:
             self._waiting_noted = True
+            waited = now - (self.outcome.killed_at or now)
             self.on_note(f"waiting for FLNodeOffline of node {self.outcome.killed_node_id} "
                          f"before restarting it (Flower sees it offline after missed "
                          f"heartbeats; {waited:.0f} s since the kill)")
