@@ -279,4 +279,9 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
     stack.slack.wait_for(lambda m: m.resolved and "] FLSuperLinkDown (" in _title(m), 60)
     _wait("FLSuperLinkDown gone from AlertManager", lambda: not stack.am.alerts(
         active=True, alertname="FLSuperLinkDown") or None, 30)
+    # The SuperNodes still alive register again; the killed one is not listed any more
+    # (the SuperLink forgot it), so no FLNodeOffline comes back for it.
+    back = stack.watch.wait_for("fl_supernodes", NODES - 1, timeout=120, status="online")
+    assert value(back, "fl_supernode_online", client=victim) is None
+    assert value(back, "fl_supernodes", status="offline") == 0
     _nothing_else(stack, set())
