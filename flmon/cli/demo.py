@@ -33,8 +33,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scenario", choices=SCENARIOS, default="healthy",
         help="fault to inject: healthy (none), node-killed (a SuperNode is SIGKILLed after "
-             "round 1 and restarted after round 3), straggler (a node sleeps past the round "
-             "timeout), poisoned (a sign-flipped, scaled update), accuracy-collapse "
+             "round 1 and restarted after round 3, once FLNodeOffline fired for it), "
+             "straggler (a node sleeps past the round timeout), poisoned (a sign-flipped, "
+             "scaled update), accuracy-collapse "
              "(relabelled data at every node for a round), privacy-budget (central DP whose "
              "epsilon budget runs out), privacy-leak (flmon privacy-test's membership-"
              "inference figures pushed: FLPrivacyLeakage)",

@@ -197,6 +197,10 @@ def _summary(
     messages = stack.slack.messages()
     fired, resolved = outcome.fired(), outcome.resolved()
     missing = [a for a in scenario.expected_alerts if a not in fired]
+    offline_after = outcome.offline_alert_after()
+    if "FLNodeOffline" in scenario.expected_alerts and "FLNodeOffline" not in missing \
+            and offline_after is None:
+        missing.append(f"FLNodeOffline for the killed node {outcome.killed_node_id}")
     unresolved = [a for a in scenario.expected_alerts
                   if scenario.resolves and a in fired and a not in resolved]
     unexpected_critical = sorted({
@@ -223,6 +227,11 @@ def _summary(
         w(line + "\n")
     w(f"alerts fired        {', '.join(fired) or 'none'}\n")
     w(f"alerts resolved     {', '.join(resolved) or 'none'}\n")
+    if outcome.killed_node is not None:
+        shown = ("did not fire" if offline_after is None
+                 else f"fired {offline_after:.0f} s after the SIGKILL")
+        w(f"killed SuperNode    {outcome.killed_node} (node {outcome.killed_node_id}): "
+          f"FLNodeOffline {shown}\n")
     firing_msgs = [m for m in messages if not m.resolved]
     w(f"Slack messages      {len(messages)} ({len(firing_msgs)} firing, "
       f"{len(messages) - len(firing_msgs)} resolved)\n")

@@ -36,6 +36,10 @@ DEMO_ALERTS: dict[str, dict[str, Any]] = {
     "FLPrivacyBudgetExhausted": {"for": "0s"},
     "FLTelemetryRejected": {"for": "0s", "threshold": 0, "window": "1m"},
     "FLExporterDown": {"for": "30s"},
+    # Flower marks a killed SuperNode offline only after missed heartbeats (50-55 s here);
+    # the alert then fires within seconds. FLSuperLinkDown keeps its minute: Prometheus
+    # starts before the SuperLink and flmon watch, which take up to ~40 s here.
+    "FLNodeOffline": {"for": "5s"},
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -97,6 +98,20 @@ class RunOutcome:
     events: list[AlertEvent] = field(default_factory=list)
     final: dict[str, float | None] = field(default_factory=dict)
     killed_node: int | None = None
+    killed_node_id: str | None = None
+    """Flower node id of the killed SuperNode (from its log), when known."""
+    killed_at: float | None = None
+    """Unix time of the SIGKILL."""
+
+    def offline_alert_after(self) -> float | None:
+        """Seconds from the SIGKILL to ``FLNodeOffline`` firing for the killed node."""
+        if self.killed_at is None or self.killed_node_id is None:
+            return None
+        for e in self.events:
+            if e.alertname == "FLNodeOffline" and e.state == "firing" \
+                    and e.labels.get("client") == self.killed_node_id:
+                return e.at - self.killed_at
+        return None
 
     def fired(self) -> list[str]:
         """Alert names that fired, in order of first firing."""
@@ -114,6 +129,32 @@ class RunOutcome:
         names = {k[0] for k in last}
         return [n for n in self.fired()
                 if n in names and all(s == "resolved" for (a, _), s in last.items() if a == n)]
+
+
+def may_restart(scenario: Scenario, outcome: RunOutcome, now: float) -> bool:
+    """Whether the killed SuperNode may be started again at unix time ``now``.
+
+    When the scenario expects ``FLNodeOffline``, only once it fired for the killed node,
+    or ``scenario.offline_timeout`` seconds after the kill (then the summary says it did
+    not fire); otherwise at once.
+    """
+    if "FLNodeOffline" not in scenario.expected_alerts or outcome.killed_at is None:
+        return True
+    if outcome.offline_alert_after() is not None:
+        return True
+    return now - outcome.killed_at > scenario.offline_timeout
+
+
+_NODE_ID = re.compile(r"SuperNode ID: (\d+)")
+
+
+def logged_node_id(log_path: Path) -> str | None:
+    """The node id a SuperNode logged when it registered (its last one), if any."""
+    try:
+        ids = _NODE_ID.findall(log_path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return None
+    return ids[-1] if ids else None
 
 
 def _alert_key(alert: dict[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -173,6 +214,7 @@ class ScenarioRun:
         self.on_note = on_note or (lambda _n: None)
         self.process: ManagedProcess | None = None
         self._alert_state: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._waiting_noted = False
         self.outcome = RunOutcome(scenario.name, example, rounds, 0, None, 0.0)
 
     # --- Prometheus reads -----------------------------------------------------------------
@@ -252,14 +294,35 @@ class ScenarioRun:
         index = int(self.run_config.get("fault-partition", 1)) % self.flower.num_supernodes
         if sc.kill_after_round and completed >= sc.kill_after_round \
                 and self.outcome.killed_node is None:
+            self.outcome.killed_node_id = logged_node_id(self.flower.supernodes[index].log_path)
             self.flower.kill_supernode(index)
             self.outcome.killed_node = index
-            self.on_note(f"killed SuperNode {index} (SIGKILL) after round {completed}")
+            self.outcome.killed_at = time.time()
+            self.on_note(f"killed SuperNode {index} (node {self.outcome.killed_node_id}, "
+                         f"SIGKILL) after round {completed}")
         if sc.restart_after_round and completed >= sc.restart_after_round \
                 and self.outcome.killed_node is not None and not self.flower.supernodes[
-                    self.outcome.killed_node].running:
+                    self.outcome.killed_node].running and self._offline_shown():
             self.flower.restart_supernode(self.outcome.killed_node)
             self.on_note(f"restarted SuperNode {index} after round {completed}")
+
+    def _offline_shown(self) -> bool:
+        """Whether the killed node may be restarted (see :func:`may_restart`)."""
+        now = time.time()
+        if may_restart(self.scenario, self.outcome, now):
+            if self.outcome.killed_at is not None and self._waiting_noted \
+                    and self.outcome.offline_alert_after() is None:
+                self.on_note(f"FLNodeOffline did not fire within "
+                             f"{self.scenario.offline_timeout:.0f} s of the kill; "
+                             f"restarting the node anyway")
+            return True
+        if not self._waiting_noted:
+            self._waiting_noted = True
+            waited = now - (self.outcome.killed_at or now)
+            self.on_note(f"waiting for FLNodeOffline of node {self.outcome.killed_node_id} "
+                         f"before restarting it (Flower sees it offline after missed "
+                         f"heartbeats; {waited:.0f} s since the kill)")
+        return False
 
     def run(self, timeout: float = 900.0, settle_timeout: float = 90.0) -> RunOutcome:
         """Run to the end, then wait for the expected alerts (see the module docstring)."""
@@ -317,6 +380,7 @@ class ScenarioRun:
             deadline = time.monotonic() + min(timeout, 5.0)
         while time.monotonic() < deadline:
             self._poll_alerts()
+            self._inject(self.outcome.rounds_completed)  # a restart may wait for FLNodeOffline
             fired = set(self.outcome.fired())
             if expected and expected <= fired and (
                 not self.scenario.resolves or not (self.firing() & expected)

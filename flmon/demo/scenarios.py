@@ -40,7 +40,11 @@ class Scenario:
     kill_after_round: int = 0
     """node-killed: SIGKILL the offending SuperNode once this many rounds completed."""
     restart_after_round: int = 0
-    """node-killed: start it again once this many rounds completed (0: never)."""
+    """node-killed: start it again once this many rounds completed (0: never) and, when
+    ``FLNodeOffline`` is expected, once it fired for the killed node (Flower sees a dead
+    node only after missed heartbeats, so the restart waits for that rather than racing
+    it), or ``offline_timeout`` seconds after the kill."""
+    offline_timeout: float = 150.0
     min_rounds: int = 3
     privacy_test: bool = False
     """Run ``flmon privacy-test`` on the example before the run and push its figures."""
@@ -55,9 +59,9 @@ SCENARIO_TABLE: dict[str, Scenario] = {
     "node-killed": Scenario(
         "node-killed",
         "the offending SuperNode is killed (SIGKILL) after round 1 and started again "
-        "after round 3",
+        "after round 3, once flmon watch saw it offline (FLNodeOffline)",
         {"round-timeout": 45.0, "fault-start-round": 2, "fault-end-round": 3},
-        expected_alerts=("FLClientDropout",),
+        expected_alerts=("FLClientDropout", "FLNodeOffline"),
         names_client=True,
         kill_after_round=1,
         restart_after_round=3,
