@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
@@ -88,6 +89,19 @@ def _pushgateway_credentials(
         raise ValueError("a Pushgateway username needs a password: set "
                          "FLMON_PUSHGATEWAY_PASSWORD_FILE or FLMON_PUSHGATEWAY_PASSWORD")
     return username, password
+
+
+def _reply_node(msg: Message, addressee: Mapping[str, int]) -> int:
+    """The node a reply is about.
+
+    The SuperLink answers for a node that is gone with an error reply of its own
+    (``src_node_id`` is the SuperLink's id): such a reply is counted against the node
+    its instruction went to, found through ``reply_to_message_id``. Any other reply is
+    the sender's (the SuperLink only accepts a node's reply to an instruction for it).
+    """
+    if msg.metadata.src_node_id == SUPERLINK_NODE_ID:
+        return addressee.get(msg.metadata.reply_to_message_id, SUPERLINK_NODE_ID)
+    return msg.metadata.src_node_id
 
 
 def check_options(update_sample_size: int | None, anomaly_threshold: float) -> None:
@@ -198,6 +212,7 @@ class InstrumentedStrategy(Strategy):
         self._round_start = 0.0
         self._phase_start: dict[str, float] = {}
         self._selected: dict[str, set[int]] = {}
+        self._instructions: dict[str, list[Message]] = {}
         self._sent_arrays: ArrayRecord | None = None
         # The metric shape established per phase: later replies are judged against it.
         self._reference: dict[str, MetricShape] = {}
@@ -262,6 +277,7 @@ class InstrumentedStrategy(Strategy):
         self._phase_start[phase] = time.perf_counter()
         messages = list(call())
         self._selected[phase] = {m.metadata.dst_node_id for m in messages}
+        self._instructions[phase] = messages
         self._safely("configure", lambda: self.recorder.phase_configured(
             phase, len(messages), sum(_content_bytes(m) for m in messages)))
         # Pushed now, so that a round stuck waiting for replies shows as in progress.
@@ -292,13 +308,19 @@ class InstrumentedStrategy(Strategy):
                                    .configure_evaluate(server_round, arrays, config, grid))
 
     # -- replies -------------------------------------------------------------------------
+    def _addressees(self, phase: str) -> dict[str, int]:
+        """Map each instruction's message id (set by the grid when it pushed it) to its node."""
+        return {m.metadata.message_id: m.metadata.dst_node_id
+                for m in self._instructions.get(phase, ()) if m.metadata.message_id}
+
     def _receive(self, phase: str, replies: Iterable[Message]) -> list[Message]:
         """Record every reply and its telemetry; return the replies to aggregate."""
         replies = list(replies)
         rec = self.recorder
         seen: set[int] = set()
+        addressee = self._addressees(phase)
         for msg in replies:
-            node_id = msg.metadata.src_node_id
+            node_id = _reply_node(msg, addressee)
             seen.add(node_id)
             code = msg.error.code if msg.has_error() else None
             self._safely("reply", rec.reply, phase, node_id, code, _content_bytes(msg))

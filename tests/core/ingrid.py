@@ -13,6 +13,7 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
+from flwr.server.superlink.linkstate.utils import create_message_error_unavailable_res_message
 from flwr.supercore.task_identity import TaskIdentity
 
 
@@ -66,11 +67,15 @@ class InProcessGrid(Grid):
                          timeout: float | None = None) -> Iterable[Message]:
         replies = []
         for msg in messages:
+            # As the grid does when it pushes a message: its id is set in place.
+            msg.metadata.__dict__["_message_id"] = msg.object_id
             node_id = msg.metadata.dst_node_id
             app = self.apps.get(node_id)
             if app is None:
-                replies.append(Message(Error(code=ErrorCode.NODE_UNAVAILABLE,
-                                             reason="node down"), reply_to=msg))
+                # The SuperLink's own reply for a node that is gone (src_node_id is the
+                # SuperLink's id, not the node's), built by Flower's code.
+                replies.append(create_message_error_unavailable_res_message(
+                    msg.metadata, "node_unavail"))
                 continue
             try:
                 replies.append(app(msg, self._context(node_id)))
