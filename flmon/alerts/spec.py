@@ -12,6 +12,7 @@ than the whole configuration, so this module does not depend on :mod:`flmon.conf
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,12 @@ class Ctx:
     window_value: str | None = None
     runbook_base: str = "docs/runbooks.md"
     dd_namespace: str = "flmon"
+    dd_live_endpoint: str | None = None
+    """The live exporter's endpoint in the Agent's check (``None``: not collected by it)."""
+    dd_watch_endpoints: tuple[str, ...] = ()
+    """``flmon watch``'s endpoints in the Agent's check."""
+    dd_pushgateway_endpoint: str | None = None
+    """The Pushgateway's endpoint in the Agent's check (privacy-test figures only)."""
 
     # -- selectors -----------------------------------------------------------------
 
@@ -147,6 +154,28 @@ class Ctx:
     @property
     def dd_tags(self) -> str:
         return f"{{federation:{self.federation}}}"
+
+    def dd_sel(self, *tags: str) -> str:
+        """This federation's tags and ``tags``, in braces (``{federation:x,status:running}``)."""
+        return "{" + ",".join((f"federation:{self.federation}", *tags)) + "}"
+
+    def dd_health(self, endpoints: tuple[str, ...], for_: str) -> Monitor:
+        """A service-check monitor on the check's ``openmetrics.health`` of ``endpoints``
+        (one group each): CRITICAL after ``for_`` of failed scrapes (the Agent runs the
+        check every 15 s)."""
+        checks = max(2, math.ceil(duration_seconds(for_) / 15))
+        fed = f'"federation:{self.federation}"'
+        if len(endpoints) == 1:
+            where = f'.over({fed},"endpoint:{endpoints[0]}")'
+        else:  # any endpoint of the federation but the others'
+            others = [e for e in (self.dd_live_endpoint, self.dd_pushgateway_endpoint,
+                                *self.dd_watch_endpoints)
+                      if e is not None and e not in endpoints]
+            where = f".over({fed})" + "".join(f'.exclude("endpoint:{e}")' for e in others)
+        return Monitor("service check",
+                       f'"{self.dd_namespace}.openmetrics.health"{where}'
+                       f'.by("endpoint").last({checks}).count_by_status()',
+                       critical=checks, ok=1)
 
 
 # --- promtool cases ------------------------------------------------------------------
@@ -253,11 +282,21 @@ class TestCtx:
 
 @dataclass(frozen=True)
 class Monitor:
-    """A Datadog monitor: its type, query and critical threshold."""
+    """A Datadog monitor: its type, query and critical threshold.
+
+    A ``composite`` monitor's query names its parts ``<alert>.<part>`` (``FLExporterDown.scrape
+    && FLExporterDown.run``); each part is a monitor of its own, rendered next to it and
+    linked by id when created (:func:`flmon.render.datadog.link_composite`).
+    """
 
     type: str
     query: str
     critical: float
+    ok: float | None = None
+    """Service checks: consecutive OK runs to recover."""
+    require_full_window: bool = False
+    """Evaluate only once the whole window has data (a run younger than it stays quiet)."""
+    parts: tuple[tuple[str, Monitor], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,7 +344,7 @@ class Alert:
     expr: Callable[[Ctx], str]
     description: Callable[[Ctx], str]
     cases: Callable[[TestCtx], list[Case]]
-    monitor: Callable[[Ctx], Monitor]
+    monitor: Callable[[Ctx], Monitor | None]
     threshold: float | None = None
     bounds: tuple[float, float] | None = None
     window: str | None = None
