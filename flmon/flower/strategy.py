@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from flwr.server.strategy import Strategy as LegacyStrategy
 
     from flmon.flower.legacy import InstrumentedLegacyStrategy
+    from flmon.sinks.datadog import DatadogSink
 
 log = logging.getLogger("flmon.flower")
 
@@ -109,6 +110,17 @@ def make_pusher(metrics: FlmonMetrics, pushgateway: str | None, job: str,
     user, password = _pushgateway_credentials(username, password_file)
     return Pusher(gateway, metrics.registry, job=job, grouping_key=grouping_key,
                   on_error=lambda _e: errors.inc(), username=user, password=password)
+
+
+def make_datadog(metrics: FlmonMetrics) -> DatadogSink | None:
+    """flmon's DogStatsD sink mirroring a strategy wrapper's metrics, when the environment
+    enables it (``FLMON_DATADOG_ENABLED=1``; address, namespace and tags from
+    ``FLMON_DATADOG_*`` / ``DD_AGENT_HOST``, see :class:`flmon.sinks.datadog.DatadogConfig`);
+    ``None`` otherwise. Closed (with a last collection) when the run ends."""
+    from flmon.sinks.factory import build_sinks
+
+    return build_sinks(metrics=metrics, mirror=metrics, elasticsearch=False,
+                       slack=False).datadog
 
 
 def secret_rng() -> np.random.Generator:
@@ -194,6 +206,7 @@ class InstrumentedStrategy(Strategy):
         self.update_sample_size = update_sample_size
         self.pusher = make_pusher(self.metrics, pushgateway, job, grouping_key,
                                   pushgateway_username, pushgateway_password_file)
+        self.datadog = make_datadog(self.metrics)
         self._round: int | None = None
         self._round_start = 0.0
         self._phase_start: dict[str, float] = {}
@@ -497,6 +510,8 @@ class InstrumentedStrategy(Strategy):
             self._safely("run end", lambda: self.recorder.run_ended(error))
             if self.pusher is not None:
                 self.pusher.close(timeout=5.0)
+            if self.datadog is not None:  # one last collection: the run's final values
+                self.datadog.close(timeout=5.0)
 
 
 @overload

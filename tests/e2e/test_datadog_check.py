@@ -473,3 +473,47 @@ def test_exporter_down_scrape_part_matches_the_critical_the_check_sends(
     # Between runs it is CRITICAL too: the composite needs the watch's running runs.
     run_part = monitors["FLExporterDown.run"]["query"]
     assert f"{NS}.fl_runs{{federation:{FED},status:running}} > 0" in run_part
+
+
+# --- DogStatsD: the same names, by one path only -------------------------------------
+
+
+def test_dogstatsd_sends_the_check_names_so_the_monitors_read_either_path(
+        stack: Stack, sent: Sent) -> None:
+    from flmon.sinks.datadog import DatadogConfig, DatadogSink
+    from tests.fakes.loopback import UdpReceiver
+
+    udp = UdpReceiver()
+    try:
+        sink = DatadogSink(DatadogConfig(host="127.0.0.1", port=udp.port, namespace=NS,
+                                         federation=FED, round_tag=False,
+                                         origin_detection=False), mirror=stack.metrics)
+        queued = sink.collect()
+        assert sink.close(5.0)
+        lines = udp.wait_for(queued)
+    finally:
+        udp.close()
+    assert len(lines) >= queued > 50  # and the last collection on close
+    dogstatsd = {line.split(":", 1)[0] for line in lines}
+    live = {name for name, stubs in sent.metrics.items()
+            if any(f"endpoint:{stack.live.url}" in s.tags for s in stubs)}
+    assert dogstatsd <= live  # no name of its own
+    # What the check has and DogStatsD not: counters that never moved (nothing to count).
+    for name in live - dogstatsd:
+        assert name.endswith(".count"), name
+        family = name.removeprefix(f"{NS}.").removesuffix(".count")
+        values = [s.value for m in stack.metrics.registry.collect() if m.name == family
+                  for s in m.samples if s.name.endswith("_total")]
+        assert values and set(values) == {0.0}, name
+    tags = {line.split(":", 1)[0]: line.split("|#", 1)[1].split(",") for line in lines}
+    for name, line_tags in tags.items():
+        assert f"federation:{FED}" in line_tags and f"run_id:{RUN_ID}" in line_tags, name
+        assert len({t.split(":", 1)[0] for t in line_tags}) == len(line_tags), line_tags
+    # Every monitor term on the live path finds its name and its group keys by DogStatsD.
+    queries = [m["query"] for m in stack.monitors().values() if m["type"] == "query alert"]
+    refs = [r for q in queries for r in metric_refs(q) if r.metric in live]
+    assert len(refs) >= 12
+    for ref in refs:
+        assert ref.metric in tags, ref
+        keys = {t.split(":", 1)[0] for t in tags[ref.metric]}
+        assert set(ref.by) <= keys and set(ref.tags) <= set(tags[ref.metric]), ref
