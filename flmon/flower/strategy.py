@@ -117,10 +117,16 @@ def make_datadog(metrics: FlmonMetrics) -> DatadogSink | None:
     enables it (``FLMON_DATADOG_ENABLED=1``; address, namespace and tags from
     ``FLMON_DATADOG_*`` / ``DD_AGENT_HOST``, see :class:`flmon.sinks.datadog.DatadogConfig`);
     ``None`` otherwise. Closed (with a last collection) when the run ends."""
-    from flmon.sinks.factory import build_sinks
+    from flmon.sinks.base import SINK_METRICS
+    from flmon.sinks.factory import datadog_enabled
 
-    return build_sinks(metrics=metrics, mirror=metrics, elasticsearch=False,
-                       slack=False).datadog
+    if not datadog_enabled():
+        return None
+    from flmon.sinks.datadog import DatadogConfig, DatadogSink
+
+    # The fl_sink_* counters beside the run's series when they were created there.
+    counters = metrics if all(name in metrics for name in SINK_METRICS) else None
+    return DatadogSink(DatadogConfig.from_env(), mirror=metrics, metrics=counters)
 
 
 def secret_rng() -> np.random.Generator:

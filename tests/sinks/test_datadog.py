@@ -91,8 +91,9 @@ def test_server_registry_gives_run_round_and_bounded_client_tags(
     assert f"fl.fl_model_updates.count:2|c|#client:n1,{ctx}" in lines
     assert (f"fl.fl_client_failures.count:1|c|#phase:train,client:_other,"
             f"error:node_unavailable,{ctx}") in lines
+    # its own run_id label wins over the context's: the tag appears once
     assert ("fl.fl_run_info:1|g|#run_id:r-7,strategy:FedAvg,flwr_version:1.42,"
-            f"flmon_version:0.1.0,{ctx}") in lines
+            "flmon_version:0.1.0,round:3") in lines
     # histogram: cumulative buckets (upper_bound tag), count and sum, as the Agent's
     # OpenMetrics check names them
     assert f"fl.fl_round_duration_seconds.bucket:0|c|#upper_bound:2.5,{ctx}" not in lines
