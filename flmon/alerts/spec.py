@@ -49,6 +49,18 @@ def duration_seconds(value: str) -> float:
     return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART_RE.findall(value))
 
 
+def dd_name(namespace: str, name: str, part: str = "") -> str:
+    """The name the Agent's OpenMetrics check (and flmon's DogStatsD sink) gives catalog
+    metric ``name``: counters lose ``_total`` and gain ``.count``, histograms come as
+    ``.bucket``/``.sum``/``.count`` (``part``), gauges keep their name."""
+    spec = catalog.get(name)
+    if spec.type == "counter":
+        return f"{namespace}.{name.removesuffix('_total')}.count"
+    if spec.type == "histogram":
+        return f"{namespace}.{name}.{part or 'count'}"
+    return f"{namespace}.{name}"
+
+
 def runbook_anchor(name: str) -> str:
     """Section anchor of alert ``name`` in ``docs/runbooks.md`` (the heading, lowercased)."""
     return name.lower()
@@ -143,13 +155,7 @@ class Ctx:
 
     def dd(self, name: str, part: str = "") -> str:
         """The Datadog name of catalog metric ``name`` (``part``: a histogram's sum/count)."""
-        spec = catalog.get(name)
-        ns = self.dd_namespace
-        if spec.type == "counter":
-            return f"{ns}.{name.removesuffix('_total')}.count"
-        if spec.type == "histogram":
-            return f"{ns}.{name}.{part or 'count'}"
-        return f"{ns}.{name}"
+        return dd_name(self.dd_namespace, name, part)
 
     @property
     def dd_tags(self) -> str:

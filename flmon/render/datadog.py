@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flmon import alerts, catalog
-from flmon.alerts.spec import Monitor
+from flmon import alerts
+from flmon.alerts.spec import Monitor, dd_name
 from flmon.config import FlmonConfig
 from flmon.render.rules import (
     AlertRule,
@@ -28,13 +28,7 @@ _PRIORITY = {"critical": 1, "warning": 3, "info": 5}
 
 def dd_metric(cfg: FlmonConfig, name: str, part: str = "") -> str:
     """The Datadog name of catalog metric ``name`` (``part``: bucket/sum/count of histograms)."""
-    spec = catalog.get(name)
-    ns = cfg.datadog.namespace
-    if spec.type == "counter":
-        return f"{ns}.{name.removesuffix('_total')}.count"
-    if spec.type == "histogram":
-        return f"{ns}.{name}.{part or 'count'}"
-    return f"{ns}.{name}"
+    return dd_name(cfg.datadog.namespace, name, part)
 
 
 def _message(cfg: FlmonConfig, rule: AlertRule) -> str:

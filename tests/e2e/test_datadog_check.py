@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from flwr.app import ArrayRecord
 from flwr.serverapp.strategy import FedAvg
 from prometheus_client import CollectorRegistry
 
+from flmon import logs, runlabel
 from flmon.config import FlmonConfig, parse_config
 from flmon.exporter import Exporter, start_exporter
 from flmon.flower import instrument
@@ -35,7 +37,6 @@ from flmon.labels import ClientLabeler
 from flmon.metrics import FlmonMetrics
 from flmon.privacy.report import push as push_privacy
 from flmon.render.datadog import composite_parts, render_datadog
-from flmon.runlabel import run_labelled
 from flmon.security.dp import DpFigures
 from flmon.watch.collector import WatchState
 from flmon.watch.control import NodeView, RunView, Snapshot
@@ -78,8 +79,6 @@ def _instrumented_run() -> tuple[FlmonMetrics, ServerRecorder]:
     wrapped = instrument(strategy, metrics=metrics)
     apps = {1: make_app(seed=1), 2: make_app(seed=2), 3: None,
             4: make_app("hostile-telemetry", seed=4, telemetry={"loss": "not a number"})}
-    from flwr.app import ArrayRecord
-
     wrapped.start(grid=InProcessGrid(apps), initial_arrays=ArrayRecord(
         [np.zeros((4, 3)), np.zeros(3)]), num_rounds=2)
     # What a DP wrapper reports (the recorder's own entry point for it).
@@ -104,8 +103,13 @@ def _watch_registry() -> CollectorRegistry:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # The run sets the process's current run (the live exporter's run_id label) and log
+    # context for the module's tests; both are put back afterwards.
+    with logs._GLOBAL_LOCK:
+        saved_context = dict(logs._GLOBAL_CONTEXT)
+    saved_run = runlabel.current_run()
     metrics, recorder = _instrumented_run()
-    live = start_exporter(0, registry=run_labelled(metrics.registry))
+    live = start_exporter(0, registry=runlabel.run_labelled(metrics.registry))
     watch = start_exporter(0, registry=_watch_registry())
     with Pushgateway(workdir=tmp_path_factory.mktemp("pg")) as pg:
         result = {"federation": FED, **{section: {"attacks": {"gradient_alignment": {
@@ -122,6 +126,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(cfg, render_datadog(cfg), metrics, recorder, live, watch, pg)
     live.close()
     watch.close()
+    with logs._GLOBAL_LOCK:
+        logs._GLOBAL_CONTEXT.clear()
+        logs._GLOBAL_CONTEXT.update(saved_context)
+    runlabel.set_current_run(None if saved_run == runlabel.UNKNOWN_RUN else saved_run)
 
 
 # --- the Agent's check --------------------------------------------------------------
