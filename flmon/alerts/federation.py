@@ -103,10 +103,10 @@ def _exporter_monitor(ctx: Ctx) -> Monitor | None:
 
     The exporter lives in the ServerApp process: between runs the check's
     ``openmetrics.health`` of its endpoint is CRITICAL, as expected, so that service check
-    alone is no alert. Without the watch in the check, nothing in Datadog says a run is in
-    progress (the Pushgateway is not collected): no monitor. Nor when the live exporter is
-    not collected by the check (DogStatsD carries the ServerApp's series). The Pushgateway
-    is collected for the privacy-test figures: its scrape failing is an outage at any time.
+    alone is no alert. Without the watch in the check nothing in Datadog says a run is in
+    progress, so the live exporter is left out (and when the check does not collect it:
+    DogStatsD carries the ServerApp's series). The Pushgateway is collected for the
+    privacy-test figures: its scrape failing is an outage at any time.
     """
     name = EXPORTER_DOWN_NAME
     parts: list[tuple[str, Monitor]] = []
@@ -116,7 +116,7 @@ def _exporter_monitor(ctx: Ctx) -> Monitor | None:
                           f"sum:{ctx.dd('fl_runs')}{ctx.dd_sel('status:running')} > 0", 0.0)
         parts += [("scrape", ctx.dd_health((ctx.dd_live_endpoint,), ctx.for_)),
                   ("run", running)]
-        terms.append(f"({name}.scrape && {name}.run)")
+        terms.append(f"{name}.scrape && {name}.run")
     if ctx.dd_pushgateway_endpoint is not None:  # always up, between runs too
         parts.append(("pushgateway", ctx.dd_health((ctx.dd_pushgateway_endpoint,), ctx.for_)))
         terms.append(f"{name}.pushgateway")
@@ -124,7 +124,8 @@ def _exporter_monitor(ctx: Ctx) -> Monitor | None:
         return None
     if len(parts) == 1:
         return parts[0][1]
-    query = terms[0].strip("()") if len(terms) == 1 else " || ".join(terms)
+    query = terms[0] if len(terms) == 1 else " || ".join(
+        f"({term})" if "&&" in term else term for term in terms)
     return Monitor("composite", query, 1.0, parts=tuple(parts))
 
 
