@@ -163,6 +163,10 @@ CATALOG: tuple[MetricSpec, ...] = (
     # --- model quality ---------------------------------------------------------------
     _m("fl_training_accuracy", "gauge", "Aggregated training accuracy of the last round.",
        unit="ratio"),
+    _m("fl_training_accuracy_valid", "gauge",
+       "1 when the last aggregated training accuracy is a ratio in 0..1, 0 when it is NaN, "
+       "infinite or out of range (Datadog's OpenMetrics check drops NaN samples: this "
+       "series carries the fact)."),
     _m("fl_training_loss", "gauge", "Aggregated training loss of the last round."),
     _m("fl_evaluation_accuracy", "gauge",
        "Aggregated (distributed) evaluation accuracy of the last round.", unit="ratio"),

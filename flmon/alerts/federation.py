@@ -98,17 +98,47 @@ def _exporter_cases(tc: TestCtx) -> list[Case]:
     return cases
 
 
+def _exporter_monitor(ctx: Ctx) -> Monitor | None:
+    """The live exporter's scrape fails while the watch sees a run in progress.
+
+    The exporter lives in the ServerApp process: between runs the check's
+    ``openmetrics.health`` of its endpoint is CRITICAL, as expected, so that service check
+    alone is no alert. Without the watch in the check nothing in Datadog says a run is in
+    progress, so the live exporter is left out (and when the check does not collect it:
+    DogStatsD carries the ServerApp's series). The Pushgateway is collected for the
+    privacy-test figures: its scrape failing is an outage at any time.
+    """
+    name = EXPORTER_DOWN_NAME
+    parts: list[tuple[str, Monitor]] = []
+    terms: list[str] = []
+    if ctx.dd_live_endpoint is not None and ctx.dd_watch_endpoints:
+        running = Monitor("query alert", f"min(last_{dd_window(ctx.for_)}):"
+                          f"sum:{ctx.dd('fl_runs')}{ctx.dd_sel('status:running')} > 0", 0.0)
+        parts += [("scrape", ctx.dd_health((ctx.dd_live_endpoint,), ctx.for_)),
+                  ("run", running)]
+        terms.append(f"{name}.scrape && {name}.run")
+    if ctx.dd_pushgateway_endpoint is not None:  # always up, between runs too
+        parts.append(("pushgateway", ctx.dd_health((ctx.dd_pushgateway_endpoint,), ctx.for_)))
+        terms.append(f"{name}.pushgateway")
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0][1]
+    query = terms[0] if len(terms) == 1 else " || ".join(
+        f"({term})" if "&&" in term else term for term in terms)
+    return Monitor("composite", query, 1.0, parts=tuple(parts))
+
+
+EXPORTER_DOWN_NAME = "FLExporterDown"
+
 EXPORTER_DOWN = Alert(
-    name="FLExporterDown", severity="critical", for_="5m", team="platform",
+    name=EXPORTER_DOWN_NAME, severity="critical", for_="5m", team="platform",
     scope="federation", summary=EXPORTER_SUMMARY, expr=_exporter_down_expr,
     description=lambda ctx: (
         f"Prometheus cannot scrape {{{{ $labels.job }}}}{{{{ with $labels.instance }}}} "
         f"({{{{ . }}}}){{{{ end }}}} of federation {ctx.federation}: alerts and dashboards of "
         f"this federation are blind."),
-    cases=_exporter_cases,
-    monitor=lambda ctx: Monitor(
-        "service check", f'"openmetrics.health".over("federation:{ctx.federation}")'
-        f'.by("endpoint").last(2).count_by_status()', 1.0),
+    cases=_exporter_cases, monitor=lambda ctx: _exporter_monitor(ctx),
 )
 
 SUPERLINK_SUMMARY = "The SuperLink does not answer."
@@ -171,6 +201,17 @@ def _superlink_cases(tc: TestCtx) -> list[Case]:
     ]
 
 
+def _superlink_monitor(ctx: Ctx) -> Monitor:
+    """The watch reports the SuperLink down, or the check cannot scrape the watch."""
+    answer = Monitor("query alert", f"max(last_{dd_window(ctx.for_, 60)}):"
+                     f"max:{ctx.dd('fl_superlink_up')}{ctx.dd_tags} < 1", 1.0)
+    if not ctx.dd_watch_endpoints:
+        return answer
+    return Monitor("composite", "FLSuperLinkDown.answer || FLSuperLinkDown.scrape", 1.0,
+                   parts=(("answer", answer),
+                          ("scrape", ctx.dd_health(ctx.dd_watch_endpoints, ctx.for_))))
+
+
 SUPERLINK_DOWN = Alert(
     name="FLSuperLinkDown", severity="critical", for_="1m", team="platform",
     scope="federation", summary=SUPERLINK_SUMMARY, needs="watch",
@@ -179,9 +220,7 @@ SUPERLINK_DOWN = Alert(
                                             ctx.watch.job if ctx.watch else "flmon-watch",
                                             watch_down=None),
     cases=_superlink_cases,
-    monitor=lambda ctx: Monitor(
-        "query alert", f"max(last_{dd_window(ctx.for_)}):max:{ctx.dd('fl_superlink_up')}"
-        f"{ctx.dd_tags} < 1", 1.0),
+    monitor=lambda ctx: _superlink_monitor(ctx),
     inhibits=tuple(Inhibit(name, ("federation",)) for name in (
         "FLNodeOffline", "FLClientDropout", "FLNoModelUpdates", "FLRoundStalled")),
 )
@@ -231,7 +270,7 @@ NODE_OFFLINE = Alert(
     description=lambda ctx: _node_text(ctx.federation, "{{ $labels.client }}"),
     cases=_node_cases,
     monitor=lambda ctx: Monitor(
-        "query alert", f"max(last_{dd_window(ctx.for_)}):min:{ctx.dd('fl_supernode_online')}"
+        "query alert", f"max(last_{dd_window(ctx.for_, 60)}):min:{ctx.dd('fl_supernode_online')}"
         f"{ctx.dd_tags} by {{client}} < 1", 1.0),
 )
 

@@ -69,6 +69,21 @@ def _no_updates_cases(tc: TestCtx) -> list[Case]:
     return cases
 
 
+def _no_updates_monitor(ctx: Ctx) -> Monitor:
+    """The run was active at every point of the whole window and no update came.
+
+    Per point: 1 while the run is active, minus the updates counted in that interval;
+    the minimum over the window is 1 only when the run was active throughout and nothing
+    came. A run younger than the window is not judged (``require_full_window``); between
+    runs the live exporter is gone and there is no data.
+    """
+    by = f"{ctx.dd_tags} by {{run_id}}"
+    return Monitor("query alert", f"min(last_{dd_window(ctx.window)}):"
+                   f"max:{ctx.dd('fl_run_active')}{by} - "
+                   f"default_zero(sum:{ctx.dd('fl_model_updates_total')}{by}) >= 1", 1.0,
+                   require_full_window=True)
+
+
 NO_MODEL_UPDATES = Alert(
     name="FLNoModelUpdates", severity="warning", for_="5m", team="ml", window="30m",
     windowed=True, scope="in_progress", summary=NO_UPDATES_SUMMARY,
@@ -76,9 +91,7 @@ NO_MODEL_UPDATES = Alert(
     description=lambda ctx: _no_updates_text(ctx.federation, ctx.window,
                                              "{{ $labels.run_id }}"),
     cases=_no_updates_cases,
-    monitor=lambda ctx: Monitor(
-        "query alert", f"sum(last_{dd_window(ctx.window)}):"
-        f"sum:{ctx.dd('fl_model_updates_total')}{ctx.dd_tags}.as_count() < 1", 1.0),
+    monitor=lambda ctx: _no_updates_monitor(ctx),
 )
 
 DROPOUT_SUMMARY = "A client keeps failing."
@@ -203,6 +216,21 @@ def _stalled_cases(tc: TestCtx) -> list[Case]:
     ]
 
 
+def _stalled_monitor(ctx: Ctx) -> Monitor:
+    """A round in progress at every point of the window and no round completed in it.
+
+    ``fl_round_in_progress`` alone stays 1 across back-to-back rounds of a healthy run
+    (the check rarely samples the instant between two rounds): the rounds completed in
+    each interval are subtracted, so a completed round anywhere in the window keeps the
+    minimum below 1. The window is the threshold (rounded up to a Datadog window).
+    """
+    by = f"{ctx.dd_tags} by {{run_id}}"
+    return Monitor("query alert", f"min(last_{dd_window(f'{int(ctx.threshold)}s')}):"
+                   f"max:{ctx.dd('fl_round_in_progress')}{by} - "
+                   f"default_zero(sum:{ctx.dd('fl_rounds_completed_total')}{by}) >= 1", 1.0,
+                   require_full_window=True)
+
+
 ROUND_STALLED = Alert(
     name="FLRoundStalled", severity="warning", for_="1m", team="platform",
     threshold=1800, bounds=(1.0, 1e7), scope="in_progress", summary=STALLED_SUMMARY,
@@ -211,8 +239,6 @@ ROUND_STALLED = Alert(
                                           "{{ $value | humanizeDuration }}",
                                           "{{ $labels.run_id }}"),
     cases=_stalled_cases,
-    monitor=lambda ctx: Monitor(
-        "query alert", f"min(last_{dd_window(f'{int(ctx.threshold)}s')}):"
-        f"min:{ctx.dd('fl_round_in_progress')}{ctx.dd_tags} >= 1", 1.0),
+    monitor=lambda ctx: _stalled_monitor(ctx),
 )
 

@@ -99,9 +99,19 @@ def _drop_cases(tc: TestCtx) -> list[Case]:
 
 
 def _accuracy_monitor(ctx: Ctx) -> Monitor:
+    """Accuracy below the line, or not a valid ratio, for the whole ``for`` window.
+
+    The check drops NaN samples, so the accuracy alone would be silence exactly when the
+    rule fires on NaN. ``fl_training_accuracy_valid`` (0 for NaN, inf, out of 0..1) says
+    it: the formula is the accuracy while it is valid and -1 while it is not, so both
+    fall below any threshold in 0..1.
+    """
+    by = f"{ctx.dd_tags} by {{run_id}}"
+    acc = f"default_zero(max:{ctx.dd('fl_training_accuracy')}{by})"
+    valid = f"max:{ctx.dd('fl_training_accuracy_valid')}{by}"
     return Monitor("query alert",
-                   f"max(last_{dd_window(ctx.for_)}):max:{ctx.dd('fl_training_accuracy')}"
-                   f"{ctx.dd_tags} < {num(ctx.threshold)}", ctx.threshold)
+                   f"max(last_{dd_window(ctx.for_)}):{acc} * {valid} + {valid} - 1 < "
+                   f"{num(ctx.threshold)}", ctx.threshold)
 
 
 LOW_ACCURACY = Alert(

@@ -12,6 +12,7 @@ than the whole configuration, so this module does not depend on :mod:`flmon.conf
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,18 @@ def duration_seconds(value: str) -> float:
     return ms / 1000
 
 
+def dd_name(namespace: str, name: str, part: str = "") -> str:
+    """The name the Agent's OpenMetrics check (and flmon's DogStatsD sink) gives catalog
+    metric ``name``: counters lose ``_total`` and gain ``.count``, histograms come as
+    ``.bucket``/``.sum``/``.count`` (``part``), gauges keep their name."""
+    spec = catalog.get(name)
+    if spec.type == "counter":
+        return f"{namespace}.{name.removesuffix('_total')}.count"
+    if spec.type == "histogram":
+        return f"{namespace}.{name}.{part or 'count'}"
+    return f"{namespace}.{name}"
+
+
 def runbook_anchor(name: str) -> str:
     """Section anchor of alert ``name`` in ``docs/runbooks.md`` (the heading, lowercased)."""
     return name.lower()
@@ -123,6 +136,12 @@ class Ctx:
     window_value: str | None = None
     runbook_base: str = RUNBOOKS_URL
     dd_namespace: str = "flmon"
+    dd_live_endpoint: str | None = None
+    """The live exporter's endpoint in the Agent's check (``None``: not collected by it)."""
+    dd_watch_endpoints: tuple[str, ...] = ()
+    """``flmon watch``'s endpoints in the Agent's check."""
+    dd_pushgateway_endpoint: str | None = None
+    """The Pushgateway's endpoint in the Agent's check (privacy-test figures only)."""
 
     # -- selectors -----------------------------------------------------------------
 
@@ -175,17 +194,33 @@ class Ctx:
 
     def dd(self, name: str, part: str = "") -> str:
         """The Datadog name of catalog metric ``name`` (``part``: a histogram's sum/count)."""
-        spec = catalog.get(name)
-        ns = self.dd_namespace
-        if spec.type == "counter":
-            return f"{ns}.{name.removesuffix('_total')}.count"
-        if spec.type == "histogram":
-            return f"{ns}.{name}.{part or 'count'}"
-        return f"{ns}.{name}"
+        return dd_name(self.dd_namespace, name, part)
 
     @property
     def dd_tags(self) -> str:
         return f"{{federation:{self.federation}}}"
+
+    def dd_sel(self, *tags: str) -> str:
+        """This federation's tags and ``tags``, in braces (``{federation:x,status:running}``)."""
+        return "{" + ",".join((f"federation:{self.federation}", *tags)) + "}"
+
+    def dd_health(self, endpoints: tuple[str, ...], for_: str) -> Monitor:
+        """A service-check monitor on the check's ``openmetrics.health`` of ``endpoints``
+        (one group each): CRITICAL after ``for_`` of failed scrapes (the Agent runs the
+        check every 15 s)."""
+        checks = max(2, math.ceil(duration_seconds(for_) / 15))
+        fed = f'"federation:{self.federation}"'
+        if len(endpoints) == 1:
+            where = f'.over({fed},"endpoint:{endpoints[0]}")'
+        else:  # any endpoint of the federation but the others'
+            others = [e for e in (self.dd_live_endpoint, self.dd_pushgateway_endpoint,
+                                *self.dd_watch_endpoints)
+                      if e is not None and e not in endpoints]
+            where = f".over({fed})" + "".join(f'.exclude("endpoint:{e}")' for e in others)
+        return Monitor("service check",
+                       f'"{self.dd_namespace}.openmetrics.health"{where}'
+                       f'.by("endpoint").last({checks}).count_by_status()',
+                       critical=checks, ok=1)
 
 
 # --- promtool cases ------------------------------------------------------------------
@@ -292,11 +327,21 @@ class TestCtx:
 
 @dataclass(frozen=True)
 class Monitor:
-    """A Datadog monitor: its type, query and critical threshold."""
+    """A Datadog monitor: its type, query and critical threshold.
+
+    A ``composite`` monitor's query names its parts ``<alert>.<part>`` (``FLExporterDown.scrape
+    && FLExporterDown.run``); each part is a monitor of its own, rendered next to it and
+    linked by id when created (:func:`flmon.render.datadog.link_composite`).
+    """
 
     type: str
     query: str
     critical: float
+    ok: float | None = None
+    """Service checks: consecutive OK runs to recover."""
+    require_full_window: bool = False
+    """Evaluate only once the whole window has data (a run younger than it stays quiet)."""
+    parts: tuple[tuple[str, Monitor], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -344,7 +389,7 @@ class Alert:
     expr: Callable[[Ctx], str]
     description: Callable[[Ctx], str]
     cases: Callable[[TestCtx], list[Case]]
-    monitor: Callable[[Ctx], Monitor]
+    monitor: Callable[[Ctx], Monitor | None]
     threshold: float | None = None
     bounds: tuple[float, float] | None = None
     window: str | None = None

@@ -57,6 +57,10 @@ class Datadog(StrictModel):
     notify: list[Annotated[str, matching(re.compile(r"^@[a-z0-9][a-z0-9._#-]{0,99}$"),
                                          "a Datadog @-handle")]] = Field(default_factory=list)
     """Handles added to every monitor message (``@slack-fl-alerts``...)."""
+    dogstatsd: bool = False
+    """The ServerApp sends its series by DogStatsD (``FLMON_DATADOG_ENABLED=1``) instead of
+    the Agent's check scraping the live exporter: the check then collects only the watch,
+    so no series reaches Datadog twice."""
 
 
 class Elasticsearch(StrictModel):

@@ -49,7 +49,13 @@ from flwr.server.strategy import Strategy as LegacyStrategy
 from flmon import registry_hub
 from flmon.flower import legacy_guard, legacy_telemetry
 from flmon.flower.recorder import ServerRecorder, error_name
-from flmon.flower.strategy import _flwr_version, check_options, make_pusher, secret_rng
+from flmon.flower.strategy import (
+    _flwr_version,
+    check_options,
+    make_datadog,
+    make_pusher,
+    secret_rng,
+)
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
 from flmon.logs import log_context, set_global_context
 from flmon.metrics import FlmonMetrics
@@ -154,6 +160,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         self._rng = secret_rng()
         self.pusher = make_pusher(self.metrics, pushgateway, job, grouping_key,
                                   pushgateway_username, pushgateway_password_file)
+        self.datadog = make_datadog(self.metrics)
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -232,6 +239,8 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         atexit.unregister(self.close)
         if self.pusher is not None:
             self.pusher.close(timeout=5.0)
+        if self.datadog is not None:
+            self.datadog.close(timeout=5.0)
 
     def _say_unavailable(self) -> None:
         self.metrics.gauge("fl_update_indicators_available").set(0)

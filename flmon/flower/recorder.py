@@ -256,6 +256,9 @@ class ServerRecorder:
         loss = first_number(metrics, self.loss_keys)
         if accuracy is not None:
             self.m.gauge(f"fl_{stage}_accuracy").set(accuracy)
+            if stage == "training":
+                valid = math.isfinite(accuracy) and 0.0 <= accuracy <= 1.0
+                self.m.gauge("fl_training_accuracy_valid").set(1 if valid else 0)
         if loss is not None:
             self.m.gauge(f"fl_{stage}_loss").set(loss)
 

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from flwr.server.strategy import Strategy as LegacyStrategy
 
     from flmon.flower.legacy import InstrumentedLegacyStrategy
+    from flmon.sinks.datadog import DatadogSink
 
 log = logging.getLogger("flmon.flower")
 
@@ -123,6 +124,23 @@ def make_pusher(metrics: FlmonMetrics, pushgateway: str | None, job: str,
     user, password = _pushgateway_credentials(username, password_file)
     return Pusher(gateway, metrics.registry, job=job, grouping_key=grouping_key,
                   on_error=lambda _e: errors.inc(), username=user, password=password)
+
+
+def make_datadog(metrics: FlmonMetrics) -> DatadogSink | None:
+    """flmon's DogStatsD sink mirroring a strategy wrapper's metrics, when the environment
+    enables it (``FLMON_DATADOG_ENABLED=1``; address, namespace and tags from
+    ``FLMON_DATADOG_*`` / ``DD_AGENT_HOST``, see :class:`flmon.sinks.datadog.DatadogConfig`);
+    ``None`` otherwise. Closed (with a last collection) when the run ends."""
+    from flmon.sinks.base import SINK_METRICS
+    from flmon.sinks.factory import datadog_enabled
+
+    if not datadog_enabled():
+        return None
+    from flmon.sinks.datadog import DatadogConfig, DatadogSink
+
+    # The fl_sink_* counters beside the run's series when they were created there.
+    counters = metrics if all(name in metrics for name in SINK_METRICS) else None
+    return DatadogSink(DatadogConfig.from_env(), mirror=metrics, metrics=counters)
 
 
 def secret_rng() -> np.random.Generator:
@@ -208,6 +226,7 @@ class InstrumentedStrategy(Strategy):
         self.update_sample_size = update_sample_size
         self.pusher = make_pusher(self.metrics, pushgateway, job, grouping_key,
                                   pushgateway_username, pushgateway_password_file)
+        self.datadog = make_datadog(self.metrics)
         self._round: int | None = None
         self._round_start = 0.0
         self._phase_start: dict[str, float] = {}
@@ -519,6 +538,8 @@ class InstrumentedStrategy(Strategy):
             self._safely("run end", lambda: self.recorder.run_ended(error))
             if self.pusher is not None:
                 self.pusher.close(timeout=5.0)
+            if self.datadog is not None:  # one last collection: the run's final values
+                self.datadog.close(timeout=5.0)
 
 
 @overload

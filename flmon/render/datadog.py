@@ -7,38 +7,28 @@ generated-file note ends each monitor's message and is the dashboard's descripti
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from flmon import alerts, catalog
-from flmon.config import FlmonConfig, duration_seconds
-from flmon.render.rules import AlertRule, alert_ctx, alert_rules
+from flmon import alerts
+from flmon.alerts.spec import Monitor, dd_name
+from flmon.config import FlmonConfig
+from flmon.render.rules import (
+    AlertRule,
+    alert_ctx,
+    alert_rules,
+    dd_pushgateway_endpoint,
+    dd_watch_endpoints,
+)
 from flmon.render.templating import HEADER, dump_json, render_template
 
-_WINDOWS: tuple[tuple[int, str], ...] = (
-    (60, "1m"), (300, "5m"), (600, "10m"), (900, "15m"), (1800, "30m"), (3600, "1h"),
-    (7200, "2h"), (14400, "4h"), (86400, "1d"), (172800, "2d"), (604800, "1w"),
-)
 _PRIORITY = {"critical": 1, "warning": 3, "info": 5}
 
 
 def dd_metric(cfg: FlmonConfig, name: str, part: str = "") -> str:
     """The Datadog name of catalog metric ``name`` (``part``: bucket/sum/count of histograms)."""
-    spec = catalog.get(name)
-    ns = cfg.datadog.namespace
-    if spec.type == "counter":
-        return f"{ns}.{name.removesuffix('_total')}.count"
-    if spec.type == "histogram":
-        return f"{ns}.{name}.{part or 'count'}"
-    return f"{ns}.{name}"
-
-
-def dd_window(duration: str, minimum: int = 300) -> str:
-    """The smallest Datadog evaluation window of at least ``duration`` (and ``minimum`` s)."""
-    seconds = max(duration_seconds(duration), minimum)
-    for size, text in _WINDOWS:
-        if size >= seconds:
-            return text
-    return _WINDOWS[-1][1]
+    return dd_name(cfg.datadog.namespace, name, part)
 
 
 def _message(cfg: FlmonConfig, rule: AlertRule) -> str:
@@ -60,35 +50,81 @@ def _message(cfg: FlmonConfig, rule: AlertRule) -> str:
     return "\n".join(lines)
 
 
+def _options(monitor: Monitor) -> dict[str, Any]:
+    thresholds: dict[str, float] = {"critical": monitor.critical}
+    if monitor.ok is not None:
+        thresholds["ok"] = monitor.ok
+    options: dict[str, Any] = {} if monitor.type == "composite" else {"thresholds": thresholds}
+    return {
+        **options,
+        "notify_no_data": False,
+        "notify_audit": False,
+        "include_tags": True,
+        "require_full_window": monitor.require_full_window,
+        "renotify_interval": 240,
+    }
+
+
+def _tags(cfg: FlmonConfig, rule: AlertRule, *extra: str) -> list[str]:
+    return sorted({f"federation:{cfg.federation.name}", f"severity:{rule.severity}",
+                   f"team:{rule.team}", f"alertname:{rule.alert.lower()}",
+                   "managed_by:flmon", *cfg.datadog.tags, *extra})
+
+
+def _part_message(rule: AlertRule, part: str) -> str:
+    return (f"Part `{part}` of the composite monitor {rule.alert}: it notifies nobody on its "
+            f"own; {rule.alert} does.\n\n({HEADER})")
+
+
 def monitors(cfg: FlmonConfig) -> dict[str, dict[str, Any]]:
-    """``{alert name: monitor}`` for every enabled alert."""
+    """``{file stem: monitor}``: one monitor per enabled alert that Datadog can watch, and
+    the parts of its composite monitors as ``<alert>.<part>``."""
     fed = cfg.federation.name
     out: dict[str, dict[str, Any]] = {}
     for rule in alert_rules(cfg):
         monitor = alerts.get(rule.alert).monitor(alert_ctx(cfg, alerts.get(rule.alert)))
-        kind, query, critical = monitor.type, monitor.query, monitor.critical
-        options: dict[str, Any] = {
-            "thresholds": {"critical": critical},
-            "notify_no_data": False,
-            "notify_audit": False,
-            "include_tags": True,
-            "require_full_window": False,
-            "renotify_interval": 240,
-        }
-        if kind == "service check":
-            options["thresholds"] = {"critical": 1, "warning": 1, "ok": 1}
+        if monitor is None:
+            continue
+        for part, sub in monitor.parts:
+            out[f"{rule.alert}.{part}"] = {
+                "name": f"[flmon] {rule.alert} ({fed}): part {part}",
+                "type": sub.type,
+                "query": sub.query,
+                "message": _part_message(rule, part),
+                "tags": _tags(cfg, rule, "flmon_part:true"),
+                "priority": _PRIORITY[rule.severity],
+                "options": _options(sub),
+            }
         out[rule.alert] = {
             "name": f"[flmon] {rule.alert} ({fed})",
-            "type": kind,
-            "query": query,
+            "type": monitor.type,
+            "query": monitor.query,
             "message": _message(cfg, rule),
-            "tags": sorted({f"federation:{fed}", f"severity:{rule.severity}",
-                            f"team:{rule.team}", f"alertname:{rule.alert.lower()}",
-                            "managed_by:flmon", *cfg.datadog.tags}),
+            "tags": _tags(cfg, rule),
             "priority": _PRIORITY[rule.severity],
-            "options": options,
+            "options": _options(monitor),
         }
     return out
+
+
+_PART_RE = re.compile(r"\b(FL[A-Za-z]+\.[a-z_]+)\b")
+
+
+def composite_parts(query: str) -> list[str]:
+    """The part names (``FLExporterDown.scrape``) a rendered composite query refers to."""
+    return _PART_RE.findall(query)
+
+
+def link_composite(query: str, ids: Mapping[str, int]) -> str:
+    """A rendered composite ``query`` with each part name replaced by its monitor id.
+
+    Create the parts first (``POST /api/v1/monitor`` of each ``<alert>.<part>.json``),
+    then the composite with the query this returns. A part without an id is an error.
+    """
+    missing = [name for name in composite_parts(query) if name not in ids]
+    if missing:
+        raise KeyError(f"no monitor id for part(s) {', '.join(missing)}")
+    return _PART_RE.sub(lambda m: str(ids[m.group(1)]), query)
 
 
 def _widget(title: str, queries: list[str], unit_note: str = "") -> dict[str, Any]:
@@ -158,23 +194,18 @@ def dashboard(cfg: FlmonConfig) -> dict[str, Any]:
     }
 
 
-def _watch_endpoints(cfg: FlmonConfig) -> list[str]:
-    watch = cfg.scrape.watch
-    if not watch.enabled:
-        return []
-    return [f"{watch.auth.scheme}://{target}/metrics" for target in watch.targets]
-
-
 def render_datadog(cfg: FlmonConfig) -> dict[str, str]:
     """``{relative path: text}`` of the Datadog outputs."""
     out = {
         "datadog/conf.yaml": render_template(
             "datadog/conf.yaml", federation=cfg.federation.name,
             endpoint=cfg.datadog.openmetrics_endpoint, namespace=cfg.datadog.namespace,
-            watch_endpoints=_watch_endpoints(cfg),
+            live=not cfg.datadog.dogstatsd, watch_endpoints=dd_watch_endpoints(cfg),
+            pushgateway=dd_pushgateway_endpoint(cfg),
             tags=sorted({f"federation:{cfg.federation.name}", *cfg.datadog.tags})),
         "datadog/dashboard.json": dump_json(dashboard(cfg)),
     }
     for name, monitor in monitors(cfg).items():
-        out[f"datadog/monitors/{name}.json"] = dump_json(monitor)
+        folder = "datadog/monitors/parts" if "." in name else "datadog/monitors"
+        out[f"{folder}/{name}.json"] = dump_json(monitor)
     return out

@@ -91,7 +91,24 @@ def alert_ctx(cfg: FlmonConfig, alert: Alert) -> Ctx:
         federation=cfg.federation.name, live=live, pushgateway=pg, watch=watch,
         stale_after=cfg.lifecycle.stale_after, severity=settings.severity, team=settings.team,
         for_=settings.for_, threshold_value=settings.threshold, window_value=settings.window,
-        runbook_base=cfg.prometheus.runbook_url, dd_namespace=cfg.datadog.namespace)
+        runbook_base=cfg.prometheus.runbook_url, dd_namespace=cfg.datadog.namespace,
+        dd_live_endpoint=None if cfg.datadog.dogstatsd else cfg.datadog.openmetrics_endpoint,
+        dd_watch_endpoints=dd_watch_endpoints(cfg),
+        dd_pushgateway_endpoint=dd_pushgateway_endpoint(cfg))
+
+
+def dd_pushgateway_endpoint(cfg: FlmonConfig) -> str | None:
+    """The Pushgateway's endpoint in the Datadog Agent's check (``None`` without it)."""
+    pg = cfg.scrape.pushgateway
+    return f"{pg.auth.scheme}://{pg.targets[0]}/metrics" if pg.enabled else None
+
+
+def dd_watch_endpoints(cfg: FlmonConfig) -> tuple[str, ...]:
+    """``flmon watch``'s endpoints in the Datadog Agent's check (none without the watch)."""
+    watch = cfg.scrape.watch
+    if not watch.enabled:
+        return ()
+    return tuple(f"{watch.auth.scheme}://{target}/metrics" for target in watch.targets)
 
 
 def selector(cfg: FlmonConfig, extra: str = "") -> str:

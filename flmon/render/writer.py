@@ -16,6 +16,7 @@ from pathlib import Path
 OWNED_DIRS: tuple[tuple[str, str, str], ...] = (
     ("rules/tests", ".yaml", "rules/flmon-rules.yaml"),
     ("datadog/monitors", ".json", "datadog/conf.yaml"),
+    ("datadog/monitors/parts", ".json", "datadog/conf.yaml"),
     ("dashboards/grafana", ".json", "dashboards/grafana/overview.json"),
     ("helm/flmon/files/dashboards/grafana", ".json", "helm/flmon/files/rules/flmon-rules.yaml"),
 )

@@ -16,15 +16,18 @@ Two ways in, one queue out:
                 ``upper_bound``)                                 ``ns.fl_x.bucket``
   ============  ===============================================  ==========================
 
-  These are the names the Datadog Agent's OpenMetrics check gives the same series, so a
-  dashboard works with either path. Series that did not move are not sent (counters);
-  gauges are sent at every collection; NaN and infinite values are skipped.
+  These are the names the Datadog Agent's OpenMetrics check gives the same series, so the
+  rendered monitors and dashboard work with either path (``tests/e2e/test_datadog_check.py``
+  compares both). Use one path per series, never both: with ``datadog.dogstatsd`` the
+  rendered check configuration leaves the live exporter out. Series that did not move are
+  not sent (counters); gauges are sent at every collection; NaN and infinite values are
+  skipped (``fl_training_accuracy_valid`` carries a NaN accuracy).
 
 * **Direct** (:meth:`DatadogSink.record`): one point per call, for a training loop that
   wants per-step values in Datadog. Counters become counts (``ns.fl_x.count``), gauges
   gauges, histograms DogStatsD distributions under ``ns.fl_x``.
 
-Tags: every Prometheus label as ``label:value``, then ``federation``, ``run`` and
+Tags: every Prometheus label as ``label:value``, then ``federation``, ``run_id`` and
 ``round`` when known (from :meth:`DatadogSink.set_context`, else from the registry's
 ``fl_run_info{run_id}`` and ``fl_current_round``, else from :func:`flmon.logs.set_global_context`),
 then the configured constant tags. ``client`` values are capped like the server's label
@@ -55,6 +58,10 @@ from flmon.metrics import FlmonMetrics
 from flmon.sinks.base import QueueSettings, QueueSink, SendResult
 
 SINK_NAME = "datadog"
+_CONTEXT_TAGS = {"federation": "federation", "run": "run_id", "round": "round"}
+"""Tag keys of the context: ``run_id`` as the live exporter's label, which the Agent's
+OpenMetrics check turns into the same tag, so monitors grouped ``by {run_id}`` read
+either path."""
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -270,7 +277,7 @@ class DatadogSink(QueueSink[Point]):
                 continue
             value = self._explicit.get(key) or found.get(key) or fallback.get(key)
             if value is not None and value != "":
-                tags.append(_tag(key, value))
+                tags.append(_tag(_CONTEXT_TAGS[key], value))
         return tuple(tags)
 
     # --- direct points ------------------------------------------------------------------
@@ -388,7 +395,9 @@ class DatadogSink(QueueSink[Point]):
         statsd = self._statsd
         sent = 0
         for index, point in enumerate(batch):
-            tags = list(self._bound(point.tags)) + list(point.context)
+            tags = list(self._bound(point.tags))
+            own = {tag.split(":", 1)[0] for tag in tags}  # a label wins over the context
+            tags += [tag for tag in point.context if tag.split(":", 1)[0] not in own]
             before = statsd.packets_dropped_writer
             value = _number(point.value)
             if point.kind == "c":

@@ -78,6 +78,12 @@ class Sinks:
         return clean
 
 
+def datadog_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment enables the Datadog sink (``FLMON_DATADOG_ENABLED``)."""
+    env = os.environ if env is None else env
+    return env.get("FLMON_DATADOG_ENABLED", "").lower() in _TRUE
+
+
 def build_sinks(
     *,
     metrics: FlmonMetrics | CollectorRegistry | None = None,
@@ -106,7 +112,7 @@ def build_sinks(
     sinks = Sinks(metrics=shared)
 
     if datadog is None:
-        datadog = env.get("FLMON_DATADOG_ENABLED", "").lower() in _TRUE
+        datadog = datadog_enabled(env)
     if datadog is not False:
         from flmon.sinks.datadog import DatadogConfig, DatadogSink
 

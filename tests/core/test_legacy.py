@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -318,3 +319,25 @@ def test_without_num_rounds_close_ends_the_run() -> None:
     assert _v(m, "fl_run_active") == 0
     assert _v(m, "fl_rounds_completed_total") == 1
 
+
+
+def test_the_legacy_wrapper_sends_by_dogstatsd_when_the_environment_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakes.loopback import UdpReceiver
+
+    udp = UdpReceiver()
+    try:
+        for name, value in {"FLMON_DATADOG_ENABLED": "1", "FLMON_DATADOG_HOST": "127.0.0.1",
+                            "FLMON_DATADOG_PORT": str(udp.port),
+                            "FLMON_FEDERATION": "banks"}.items():
+            monkeypatch.setenv(name, value)
+        wrapped, _ = _run(_fedavg(), ["honest", "honest"], rounds=1)
+        assert wrapped.datadog is not None and wrapped.datadog.closed  # with the run
+        deadline = time.monotonic() + 10
+        while not (completed := [line for line in udp.lines()
+                                 if line.startswith("flmon.fl_rounds_completed.count:1|c|")]):
+            assert time.monotonic() < deadline, udp.lines()
+            time.sleep(0.02)
+    finally:
+        udp.close()
+    assert "federation:banks" in completed[0] and "run_id:4242" in completed[0]

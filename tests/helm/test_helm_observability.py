@@ -352,14 +352,40 @@ def test_datadog_autodiscovery_annotations() -> None:
     assert instance["openmetrics_endpoint"] == "http://%%host%%:9464/metrics"
     assert instance["namespace"] == "flmon"
     assert instance["metrics"] == ["fl_.*"]
+    assert instance["exclude_metrics"] == ["_created$"]
     assert instance["tags"] == ["federation:banks", "env:ci", "team:ml-platform"]
     logs = json.loads(annotations["ad.datadoghq.com/superlink.logs"])
     assert logs == [{"source": "flmon", "service": "flmon-superlink"}]
-    env = {e["name"]: e for e in superlink["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["DD_AGENT_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
-    assert env["FLMON_DATADOG_TAGS"]["value"] == "env:ci,team:ml-platform"
+    env = {e["name"] for e in superlink["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not {"FLMON_DATADOG_ENABLED", "DD_AGENT_HOST"} & env  # the check's path only
     supernodes = one(objects, "StatefulSet", "flmon-supernode")
     assert "ad.datadoghq.com/supernode.logs" in supernodes["spec"]["template"]["metadata"][
+        "annotations"]
+    watch = one(objects, "Deployment", "flmon-watch")
+    [watched] = json.loads(watch["spec"]["template"]["metadata"]["annotations"][
+        "ad.datadoghq.com/watch.checks"])["openmetrics"]["instances"]
+    assert watched["openmetrics_endpoint"] == "http://%%host%%:9465/metrics"
+    assert watched["tags"] == instance["tags"] and watched["exclude_metrics"] == ["_created$"]
+    assert watch["spec"]["template"]["spec"]["containers"][0]["name"] == "watch"
+
+
+def test_datadog_dogstatsd_replaces_the_check_on_the_exporter() -> None:
+    values = yaml.safe_load((CHART / "ci" / "datadog-dogstatsd-values.yaml").read_text())
+    values["federation"] = {"name": "banks"}
+    values["prometheusRule"] = {"enabled": False}
+    objects = manifests(render(values))
+    superlink = one(objects, "Deployment", "flmon-superlink")
+    annotations = superlink["spec"]["template"]["metadata"]["annotations"]
+    assert "ad.datadoghq.com/superlink.checks" not in annotations  # never both paths
+    assert "ad.datadoghq.com/superlink.logs" in annotations
+    env = {e["name"]: e for e in superlink["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FLMON_DATADOG_ENABLED"]["value"] == "1"
+    assert env["DD_AGENT_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    assert env["FLMON_DATADOG_NAMESPACE"]["value"] == "flmon"
+    assert env["FLMON_DATADOG_TAGS"]["value"] == "env:ci"
+    assert env["FLMON_FEDERATION"]["value"] == "banks"
+    watch = one(objects, "Deployment", "flmon-watch")  # the watch stays on the check
+    assert "ad.datadoghq.com/watch.checks" in watch["spec"]["template"]["metadata"][
         "annotations"]
 
 

@@ -123,5 +123,6 @@ def test_disabling_every_alert_removes_their_tests_and_monitors(tmp_path: Path) 
     render_into(out, data)
     assert list((out / "rules/tests").glob("*.yaml")) == []
     assert list((out / "datadog/monitors").glob("*.json")) == []
+    assert list((out / "datadog/monitors/parts").glob("*.json")) == []  # composites' parts
     assert (out / "rules/flmon-rules.yaml").is_file()
     assert "alert:" not in (out / "rules/flmon-rules.yaml").read_text(encoding="utf-8")

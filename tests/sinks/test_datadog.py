@@ -48,8 +48,8 @@ def test_a_short_run_sends_exactly_these_lines(
         local.gauge("fl_local_training_accuracy").set(0.5 + rnd / 10)
         sink.collect()
     assert sink.close(5.0)
-    ctx1 = "federation:hospitals,run:42,round:1,env:test"
-    ctx2 = "federation:hospitals,run:42,round:2,env:test"
+    ctx1 = "federation:hospitals,run_id:42,round:1,env:test"
+    ctx2 = "federation:hospitals,run_id:42,round:2,env:test"
     assert udp.wait_for(14) == [
         f"flmon.fl_local_training_loss:0.5|g|#{ctx1}",
         f"flmon.fl_local_training_loss:0.3333333333333333|g|#{ctx1}",
@@ -86,13 +86,14 @@ def test_server_registry_gives_run_round_and_bounded_client_tags(
     assert sink.flush(5.0)
     lines = udp.wait_for(1)
     sink.close(2.0)
-    ctx = "run:r-7,round:3"
+    ctx = "run_id:r-7,round:3"
     assert "fl.fl_current_round:3|g|#" + ctx in lines
     assert f"fl.fl_model_updates.count:2|c|#client:n1,{ctx}" in lines
     assert (f"fl.fl_client_failures.count:1|c|#phase:train,client:_other,"
             f"error:node_unavailable,{ctx}") in lines
+    # its own run_id label wins over the context's: the tag appears once
     assert ("fl.fl_run_info:1|g|#run_id:r-7,strategy:FedAvg,flwr_version:1.42,"
-            f"flmon_version:0.1.0,{ctx}") in lines
+            "flmon_version:0.1.0,round:3") in lines
     # histogram: cumulative buckets (upper_bound tag), count and sum, as the Agent's
     # OpenMetrics check names them
     assert f"fl.fl_round_duration_seconds.bucket:0|c|#upper_bound:2.5,{ctx}" not in lines
