@@ -30,6 +30,7 @@ from pydantic import (
 
 import flmon.alerts as alerts_mod
 from flmon.alerts.spec import SEVERITIES, Severity, duration_seconds
+from flmon.ports import LIVE_PORT, WATCH_PORT
 from flmon.yamlerrors import describe_yaml_error
 
 __all__ = ["ALERT_NAMES", "SEVERITIES", "ConfigError", "FlmonConfig", "Severity",
@@ -161,7 +162,8 @@ class LiveScrape(_Model):
 
     enabled: bool = True
     job: JobName = "flmon-exporter"
-    targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9464"], min_length=1)
+    targets: list[Target] = Field(default_factory=lambda: [f"127.0.0.1:{LIVE_PORT}"],
+                                  min_length=1)
     auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
 
 
@@ -191,7 +193,8 @@ class WatchScrape(_Model):
 
     enabled: bool = False
     job: JobName = "flmon-watch"
-    targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9465"], min_length=1)
+    targets: list[Target] = Field(default_factory=lambda: [f"127.0.0.1:{WATCH_PORT}"],
+                                  min_length=1)
     auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
 
 
@@ -441,7 +444,7 @@ class Datadog(_Model):
 
     namespace: DatadogNamespace = "flmon"
     tags: list[DatadogTag] = Field(default_factory=list)
-    openmetrics_endpoint: Url = "http://127.0.0.1:9464/metrics"
+    openmetrics_endpoint: Url = f"http://127.0.0.1:{LIVE_PORT}/metrics"
     notify: list[Annotated[str, _matching(re.compile(r"^@[a-z0-9][a-z0-9._#-]{0,99}$"),
                                           "a Datadog @-handle")]] = Field(default_factory=list)
     """Handles added to every monitor message (``@slack-fl-alerts``...)."""

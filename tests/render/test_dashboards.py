@@ -181,7 +181,7 @@ def test_datadog_dashboard_and_check_config() -> None:
     assert instance["namespace"] == "flmon"
     assert "federation:default" in instance["tags"]
     watch = conf["instances"][1]  # flmon watch, scraped between runs too
-    assert watch["openmetrics_endpoint"] == "http://127.0.0.1:9465/metrics"
+    assert watch["openmetrics_endpoint"] == "http://127.0.0.1:9463/metrics"
     assert watch["namespace"] == "flmon" and "federation:default" in watch["tags"]
     titles = [w.definition.get_oneof_instance().title for w in dashboard.widgets]
     assert {"SuperLink up (0 or 1)", "Nodes by status", "Runs by status",
