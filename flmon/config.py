@@ -188,10 +188,12 @@ class PushgatewayScrape(_Model):
 class WatchScrape(_Model):
     """``flmon watch``: the SuperLink's runs and nodes, scraped always (between runs too).
 
-    Off unless enabled: FLSuperLinkDown would page about a watch that is not deployed.
+    On by default: the watch is the only part that sees the federation between runs, so a
+    stack without it would be blind there without saying so. A watch that is not deployed
+    (or not reachable) pages as FLSuperLinkDown; turn this off only on purpose.
     """
 
-    enabled: bool = False
+    enabled: bool = True
     job: JobName = "flmon-watch"
     targets: list[Target] = Field(default_factory=lambda: [f"127.0.0.1:{WATCH_PORT}"],
                                   min_length=1)

@@ -52,7 +52,8 @@ def test_a_legacy_run_carries_its_run_id_on_both_paths(tmp_path: Path) -> None:
         config = {
             "federation": {"name": "legacy"},
             "scrape": {"interval": "1s", "live": {"targets": [f"127.0.0.1:{live_port}"]},
-                       "pushgateway": {"targets": [f"127.0.0.1:{pg_port}"]}},
+                       "pushgateway": {"targets": [f"127.0.0.1:{pg_port}"]},
+                       "watch": {"enabled": False}},
             "slack": {"webhook_url_file": "/run/secrets/slack-webhook",
                       "channels": {"critical": "#c", "warning": "#w", "info": "#i"}},
         }
