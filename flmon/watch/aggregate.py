@@ -76,15 +76,21 @@ def replaced_nodes(nodes: Sequence[NodeView]) -> set[int]:
     before it registered. A node that died and was not replaced stays unpaired.
     """
     offline = sorted((beat, n.node_id) for n in nodes if n.status == "offline"
-                      and (beat := last_heartbeat(n)) is not None)
+                     and (beat := last_heartbeat(n)) is not None)
     newcomers = sorted((n.registered_at, n.node_id) for n in nodes
                        if n.status in ("online", "offline") and n.registered_at is not None)
     replaced: set[int] = set()
-    for registered_at, new_id in newcomers:
-        before = [(beat, old) for beat, old in offline
-                  if beat <= registered_at and old != new_id and old not in replaced]
-        if before:
-            replaced.add(before[-1][1])  # the latest to go silent before it came
+    eligible: list[int] = []  # offline ids silent before the current newcomer, latest last
+    next_offline = 0
+    for registered_at, new_id in newcomers:  # O(n log n): each offline id pushed once
+        while next_offline < len(offline) and offline[next_offline][0] <= registered_at:
+            eligible.append(offline[next_offline][1])
+            next_offline += 1
+        if eligible and eligible[-1] == new_id:  # a node does not replace itself
+            if len(eligible) > 1:
+                replaced.add(eligible.pop(-2))
+        elif eligible:
+            replaced.add(eligible.pop())
     return replaced
 
 
