@@ -254,6 +254,10 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("fl_supernode_heartbeat_age_seconds", "gauge",
        "Seconds since the SuperNode's last heartbeat, as the SuperLink's online_until "
        "implies (activated nodes only).", _C, unit="seconds", side="watch"),
+    _m("fl_supernode_replaced", "gauge",
+       "1 when the offline SuperNode's place was taken by a node registered after its last "
+       "heartbeat (a SuperNode restarted without authentication comes back under a new "
+       "node id), else 0 (offline nodes only).", _C, side="watch"),
     _m("fl_supernode_heartbeat_interval_seconds", "gauge",
        "Heartbeat interval the SuperNode announced.", _C, unit="seconds", side="watch"),
     _m("fl_runs", "gauge",

@@ -5,6 +5,9 @@ See :mod:`flmon.alerts.declarations` for the conventions.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from flmon.alerts.cases import blank, const, until
 from flmon.alerts.exprs import dd_window
 from flmon.alerts.spec import Alert, Case, Ctx, Expect, Inhibit, Monitor, Series, TestCtx
@@ -233,6 +236,18 @@ def _node_text(fed: str, client: str) -> str:
             f"heartbeats. It takes no part in rounds until it is back (or is unregistered).")
 
 
+def _node_expr(ctx: Ctx) -> str:
+    # An offline node id whose place a later registration took (a SuperNode restarted
+    # without authentication comes back under a new id; the old id stays offline for
+    # ever) is history once stale_after has passed since its last heartbeat. A node that
+    # died and was not replaced keeps firing.
+    sel = ctx.watch_sel()
+    by = "max by (federation, client)"
+    return (f"{by} (fl_supernode_online{sel}) == 0 unless on (federation, client) "
+            f"({by} (fl_supernode_replaced{sel}) == 1 and on (federation, client) "
+            f"{by} (fl_supernode_heartbeat_age_seconds{sel}) > {ctx.stale_s:g})")
+
+
 def _node_cases(tc: TestCtx) -> list[Case]:
     ctx = tc.ctx
     assert ctx.watch is not None  # rendered only with scrape.watch enabled
@@ -260,13 +275,52 @@ def _node_cases(tc: TestCtx) -> list[Case]:
         Case("site-b was unregistered (its series is gone): resolved",
              (node("site-b", f"1 {const(0, back - 2)} stale"),),
              ((fire_at, (exp,)), (back, ()))),
+        *_replaced_cases(tc, node, exp),
     ]
+
+
+def _replaced_cases(tc: TestCtx, node: Callable[[str, str], Series], exp: Expect,
+                    ) -> list[Case]:
+    """An old node id after an unauthenticated restart: stops stale_after after its last
+    heartbeat; a dead node nobody replaced does not."""
+    fire_at = tc.for_steps + 3
+    stale = math.ceil(tc.ctx.stale_s / tc.step)  # steps from the last heartbeat
+    n = stale + 4
+    step = tc.step
+    # The last heartbeat at t=0: the age grows by one step per step.
+    offline = f"1 {const(0, n - 1)}"
+    age = f"0+{step}x{n}"
+    # Still firing just before stale_after, resolved just after (when stale_after is
+    # shorter than `for`, it never fires).
+    ends = (((fire_at, (exp,)), (stale - 1, (exp,)), (stale + 1, ()))
+            if stale - 1 > fire_at else ((max(fire_at, stale + 1), ()),))
+    return [
+        Case("site-b came back under a new id: its old id stops stale_after after its "
+             "last heartbeat",
+             (node("site-b", offline), node_series(tc, "fl_supernode_replaced", "site-b",
+                                                    f"_ {const(1, n - 1)}"),
+              node_series(tc, "fl_supernode_heartbeat_age_seconds", "site-b", age)),
+             ends),
+        Case("site-b died and nothing replaced it: it keeps firing past stale_after",
+             (node("site-b", offline), node_series(tc, "fl_supernode_replaced", "site-b",
+                                                    f"_ {const(0, n - 1)}"),
+              node_series(tc, "fl_supernode_heartbeat_age_seconds", "site-b", age)),
+             ((max(fire_at, stale + 1), (exp,)),)),
+    ]
+
+
+def node_series(tc: TestCtx, name: str, client: str, values: str) -> Series:
+    """A per-node series of the watch."""
+    watch = tc.ctx.watch
+    assert watch is not None
+    return Series(name, {"job": watch.job, "instance": watch.instance,
+                         "federation": tc.ctx.federation, "client": client}, values)
 
 
 NODE_OFFLINE = Alert(
     name="FLNodeOffline", severity="warning", for_="1m", team="platform", scope="federation",
     per_client=True, summary=NODE_SUMMARY, needs="watch",
-    expr=lambda ctx: f"max by (federation, client) (fl_supernode_online{ctx.watch_sel()}) == 0",
+    expr=_node_expr,
     description=lambda ctx: _node_text(ctx.federation, "{{ $labels.client }}"),
     cases=_node_cases,
     monitor=lambda ctx: Monitor(

@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PORT = 9465
+from flmon.ports import WATCH_PORT as DEFAULT_PORT
+from flmon.ports import live_ports
 
 DESCRIPTION = """\
 Poll a Flower SuperLink's Control API (ListNodes and ListRuns, the calls behind
@@ -45,7 +46,10 @@ def register(subparsers: Any) -> None:
                      help="PEM file of the CA that signed the SuperLink's certificate "
                           "(default: the system's CAs)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help="port to serve /metrics and /healthz on")
+                        help="port to serve /metrics and /healthz on; flmon's watch port is "
+                             "below the ServerApps' live exporter ports "
+                             f"{live_ports()[0]}-{live_ports()[-1]}, so concurrent runs on "
+                             "the host never take it")
     parser.add_argument("--addr", default="127.0.0.1",
                         help="address to bind (0.0.0.0 in a pod)")
     parser.add_argument("--interval", default="5s",

@@ -20,6 +20,7 @@ from flmon.config.strings import (
     Url,
     matching,
 )
+from flmon.ports import LIVE_PORT
 from flmon.urls import RUNBOOKS_URL
 
 
@@ -53,7 +54,7 @@ class Datadog(StrictModel):
 
     namespace: DatadogNamespace = "flmon"
     tags: list[DatadogTag] = Field(default_factory=list)
-    openmetrics_endpoint: Url = "http://127.0.0.1:9464/metrics"
+    openmetrics_endpoint: Url = f"http://127.0.0.1:{LIVE_PORT}/metrics"
     notify: list[Annotated[str, matching(re.compile(r"^@[a-z0-9][a-z0-9._#-]{0,99}$"),
                                          "a Datadog @-handle")]] = Field(default_factory=list)
     """Handles added to every monitor message (``@slack-fl-alerts``...)."""

@@ -16,6 +16,7 @@ from flmon.config.strings import (
     StrictModel,
     Target,
 )
+from flmon.ports import LIVE_PORT, WATCH_PORT
 
 
 class Federation(StrictModel):
@@ -84,7 +85,8 @@ class LiveScrape(StrictModel):
 
     enabled: bool = True
     job: JobName = "flmon-exporter"
-    targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9464"], min_length=1)
+    targets: list[Target] = Field(default_factory=lambda: [f"127.0.0.1:{LIVE_PORT}"],
+                                  min_length=1)
     auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
 
 
@@ -109,12 +111,15 @@ class PushgatewayScrape(StrictModel):
 class WatchScrape(StrictModel):
     """``flmon watch``: the SuperLink's runs and nodes, scraped always (between runs too).
 
-    Off unless enabled: FLSuperLinkDown would page about a watch that is not deployed.
+    On by default: the watch is the only part that sees the federation between runs, so a
+    stack without it would be blind there without saying so. A watch that is not deployed
+    (or not reachable) pages as FLSuperLinkDown; turn this off only on purpose.
     """
 
-    enabled: bool = False
+    enabled: bool = True
     job: JobName = "flmon-watch"
-    targets: list[Target] = Field(default_factory=lambda: ["127.0.0.1:9465"], min_length=1)
+    targets: list[Target] = Field(default_factory=lambda: [f"127.0.0.1:{WATCH_PORT}"],
+                                  min_length=1)
     auth: ScrapeAuth = Field(default_factory=ScrapeAuth)
 
 

@@ -71,6 +71,8 @@ def demo_config(
                 "pushed_job": PUSHED_JOB,
                 "targets": [pushgateway_target],
             },
+            # No watch unless the demo runs one (with_watch): no page about a missing watch.
+            "watch": {"enabled": False},
         },
         "alerts": {
             name: {**values, **(alert_overrides or {}).get(name, {})}

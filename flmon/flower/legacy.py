@@ -18,6 +18,12 @@ What differs on the legacy path:
 - The end of the run: a legacy strategy is not told. Pass ``num_rounds`` (the
   ``ServerConfig``'s) or call :meth:`InstrumentedLegacyStrategy.close`; otherwise the
   run is closed when the ServerApp process exits.
+- Run identity: the run id is read from the client manager's proxies (each holds its
+  run's id) when the run starts, or passed as ``run_id`` (``context.run_id`` in
+  ``server_fn``). It becomes the process's current run (the live exporter's
+  ``run_id`` label) and part of the Pushgateway grouping key, as with the Message API
+  wrapper; nothing is pushed before it is known, so no ``run_id="unknown"`` group is
+  left behind.
 - Secure aggregation (SecAgg+): every result carries the same aggregate, so per-client
   update indicators cannot be computed; the wrapper says so
   (``fl_update_indicators_available`` 0 and a log line) instead of exporting zeros.
@@ -59,6 +65,7 @@ from flmon.flower.strategy import (
 from flmon.labels import DEFAULT_MAX_CLIENT_LABELS, ClientIdentity, ClientLabeler
 from flmon.logs import log_context, set_global_context
 from flmon.metrics import FlmonMetrics
+from flmon.runlabel import RUN_ID_LABEL, UNKNOWN_RUN, set_current_run
 from flmon.security.dp import read_dp
 from flmon.security.updates import (
     DEFAULT_THRESHOLD,
@@ -105,6 +112,9 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         The run's number of rounds (``ServerConfig.num_rounds``): the run is recorded as
         ended once that round completes. Without it the run ends at :meth:`close` or
         when the process exits.
+    run_id
+        The Flower run id (``context.run_id``). Read from the client manager when
+        omitted.
     secure_aggregation
         True when the run uses SecAgg+ (``SecAggPlusWorkflow``): update indicators are
         reported unavailable from the start. Detected in the first round when omitted.
@@ -119,6 +129,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         strategy: LegacyStrategy,
         *,
         num_rounds: int | None = None,
+        run_id: int | None = None,
         secure_aggregation: bool | None = None,
         metrics: FlmonMetrics | None = None,
         max_client_labels: int = DEFAULT_MAX_CLIENT_LABELS,
@@ -140,9 +151,13 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             )
         if num_rounds is not None and (isinstance(num_rounds, bool) or num_rounds < 1):
             raise ValueError("num_rounds must be >= 1")
+        if run_id is not None and (isinstance(run_id, bool) or not isinstance(run_id, int)
+                                   or run_id < 0):
+            raise ValueError("run_id must be a non-negative int (the Flower run id)")
         check_options(update_sample_size, anomaly_threshold)
         self.strategy = strategy
         self.num_rounds = num_rounds
+        self.run_id: int | None = run_id
         self.secure_aggregation = secure_aggregation
         self.metrics = metrics if metrics is not None else registry_hub.server_metrics()
         self.recorder = ServerRecorder(
@@ -190,7 +205,9 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             return None
 
     def _push(self) -> None:
-        if self.pusher is not None:
+        # Into the run's own group only: never into a run_id="unknown" group that the
+        # watch could not tie to a run (and so would never delete).
+        if self.pusher is not None and self.run_id is not None:
             self.pusher.request()
 
     def _delegate(self, func: Any, *args: Any) -> Any:
@@ -201,18 +218,31 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             raise
 
     # -- the run -------------------------------------------------------------------------
+    def _identify_run(self, client_manager: ClientManager | None) -> None:
+        """Take the run id from the client manager's proxies, once one is there."""
+        if self.run_id is None and client_manager is not None:
+            for proxy in client_manager.all().values():
+                value = getattr(proxy, "run_id", None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self.run_id = value
+                    break
+        if self.run_id is None:
+            return
+        set_global_context(run_id=self.run_id)
+        set_current_run(self.run_id)  # the live exporter's run_id label
+        if self.pusher is not None:  # one Pushgateway group per run
+            self.pusher.grouping_key[RUN_ID_LABEL] = str(self.run_id)
+        if self._started:  # known only now: fl_run_info said "unknown"
+            self.recorder.run_identified(self.run_id)
+
     def _start_run(self, client_manager: ClientManager | None) -> None:
         if self._started:
             return
+        self._identify_run(client_manager)
         self._started = True
-        run_id: int | str = "unknown"
-        if client_manager is not None:
-            for proxy in client_manager.all().values():
-                value = getattr(proxy, "run_id", None)
-                if isinstance(value, int):
-                    run_id = value
-                    break
-        set_global_context(run_id=run_id)
+        run_id: int | str = self.run_id if self.run_id is not None else UNKNOWN_RUN
+        if self.run_id is None:
+            set_global_context(run_id=run_id)
         self.recorder.run_started(run_id, type(self.strategy).__name__, _flwr_version(),
                                   self.num_rounds or 0)
         available = self.update_stats and not self.secure_aggregation
@@ -237,7 +267,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             self._round = None
         self._safely("run end", self.recorder.run_ended, self._error)
         atexit.unregister(self.close)
-        if self.pusher is not None:
+        if self.pusher is not None and self.run_id is not None:
             self.pusher.close(timeout=5.0)
         if self.datadog is not None:
             self.datadog.close(timeout=5.0)
@@ -305,6 +335,8 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
         self._safely("run start", self._start_run, client_manager)
+        if self.run_id is None:  # no node was there when the run started
+            self._safely("run id", self._identify_run, client_manager)
         with log_context(round=server_round, phase="train"):
             self._safely("round start", self._enter_round, server_round)
             self._safely("nodes", lambda: self.recorder.nodes_connected(

@@ -73,6 +73,7 @@ class ServerRecorder:
         self.anomaly_threshold = anomaly_threshold
         self.accuracy_keys = accuracy_keys
         self.loss_keys = loss_keys
+        self._run_info = ("unknown", "unknown")  # strategy, flwr version
         g, c = metrics.gauge, metrics.counter
         self._clients_tracked = g("fl_clients_tracked")
         self._clients_folded = c("fl_clients_folded_total")
@@ -105,14 +106,20 @@ class ServerRecorder:
     # -- run ---------------------------------------------------------------------------
     def run_started(self, run_id: int | str, strategy: str, flwr_version: str,
                     num_rounds: int) -> None:
-        info = self.m.gauge("fl_run_info")
-        info.clear()
-        info.labels(run_id=str(run_id), strategy=strategy, flwr_version=flwr_version,
-                    flmon_version=__version__).set(1)
+        self._run_info = (strategy, flwr_version)
+        self.run_identified(run_id)
         self.m.gauge("fl_run_active").set(1)
         self.m.gauge("fl_run_start_timestamp_seconds").set(time.time())
         self.m.gauge("fl_run_end_timestamp_seconds").set(0)
         self.m.gauge("fl_rounds_planned").set(num_rounds)
+
+    def run_identified(self, run_id: int | str) -> None:
+        """(Re)label ``fl_run_info`` with the run id (known late on the legacy path)."""
+        strategy, flwr_version = self._run_info
+        info = self.m.gauge("fl_run_info")
+        info.clear()
+        info.labels(run_id=str(run_id), strategy=strategy, flwr_version=flwr_version,
+                    flmon_version=__version__).set(1)
 
     def run_ended(self, error: BaseException | None) -> None:
         self.m.gauge("fl_run_active").set(0)

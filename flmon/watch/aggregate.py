@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from flmon import catalog
 from flmon.labels import ClientLabeler
-from flmon.watch.control import NODE_STATUSES, RESULTS, RUN_STATUSES, UNFINISHED, Snapshot
+from flmon.watch.control import (
+    NODE_STATUSES,
+    RESULTS,
+    RUN_STATUSES,
+    UNFINISHED,
+    NodeView,
+    Snapshot,
+)
 
 HEARTBEAT_PATIENCE = 2
 """Flower's ``HEARTBEAT_PATIENCE``: ``online_until`` is the last heartbeat plus this many
@@ -48,6 +55,43 @@ class NodeRow:
     online: bool
     heartbeat_age: float | None
     heartbeat_interval: float
+    replaced: bool = False
+    """Offline, and a node registered after its last heartbeat took its place."""
+
+
+def last_heartbeat(node: NodeView) -> float | None:
+    """When the SuperLink last heard ``node``, as its ``online_until`` implies."""
+    if node.online_until is None:
+        return None
+    return node.online_until - HEARTBEAT_PATIENCE * node.heartbeat_interval
+
+
+def replaced_nodes(nodes: Sequence[NodeView]) -> set[int]:
+    """Offline nodes whose place a later registration took (one new node for one old).
+
+    A SuperNode restarted without SuperNode authentication registers under a new node id;
+    its old id stays offline in ``ListNodes`` for ever. The Control API does not link the
+    two, so the watch pairs them by time: each activated node registered after an
+    offline node's last heartbeat replaces one such offline node, the one heard last
+    before it registered. A node that died and was not replaced stays unpaired.
+    """
+    offline = sorted((beat, n.node_id) for n in nodes if n.status == "offline"
+                     and (beat := last_heartbeat(n)) is not None)
+    newcomers = sorted((n.registered_at, n.node_id) for n in nodes
+                       if n.status in ("online", "offline") and n.registered_at is not None)
+    replaced: set[int] = set()
+    eligible: list[int] = []  # offline ids silent before the current newcomer, latest last
+    next_offline = 0
+    for registered_at, new_id in newcomers:  # O(n log n): each offline id pushed once
+        while next_offline < len(offline) and offline[next_offline][0] <= registered_at:
+            eligible.append(offline[next_offline][1])
+            next_offline += 1
+        if eligible and eligible[-1] == new_id:  # a node does not replace itself
+            if len(eligible) > 1:
+                replaced.add(eligible.pop(-2))
+        elif eligible:
+            replaced.add(eligible.pop())
+    return replaced
 
 
 @dataclass
@@ -71,6 +115,7 @@ def aggregate(snapshot: Snapshot, labeler: ClientLabeler) -> Aggregates:
     nodes_by_status = dict.fromkeys(NODE_STATUSES, 0)
     rows: list[NodeRow] = []
     ordered = sorted(snapshot.nodes, key=lambda n: (n.registered_at or 0.0, n.node_id))
+    replaced = replaced_nodes(ordered)
     for node in ordered:
         if node.status in nodes_by_status:
             nodes_by_status[node.status] += 1
@@ -79,11 +124,10 @@ def aggregate(snapshot: Snapshot, labeler: ClientLabeler) -> Aggregates:
         label = labeler.label(node.node_id)
         if not label.own:
             continue
-        age = None
-        if node.online_until is not None:
-            last_beat = node.online_until - HEARTBEAT_PATIENCE * node.heartbeat_interval
-            age = max(0.0, now - last_beat)
-        rows.append(NodeRow(label.value, node.status == "online", age, node.heartbeat_interval))
+        last_beat = last_heartbeat(node)
+        age = None if last_beat is None else max(0.0, now - last_beat)
+        rows.append(NodeRow(label.value, node.status == "online", age, node.heartbeat_interval,
+                            node.node_id in replaced))
 
     runs_by_status = dict.fromkeys(RUN_STATUSES, 0)
     durations: dict[str, list[float]] = {r: [] for r in RESULTS}

@@ -204,12 +204,15 @@ class WatchCollector(Collector):
         online = _gauge("fl_supernode_online", (CLIENT_LABEL,))
         age = _gauge("fl_supernode_heartbeat_age_seconds", (CLIENT_LABEL,))
         interval = _gauge("fl_supernode_heartbeat_interval_seconds", (CLIENT_LABEL,))
+        replaced = _gauge("fl_supernode_replaced", (CLIENT_LABEL,))
         for row in agg.node_rows:
             online.add_metric([row.client], float(row.online))
+            if not row.online:
+                replaced.add_metric([row.client], float(row.replaced))
             interval.add_metric([row.client], row.heartbeat_interval)
             if row.heartbeat_age is not None:
                 age.add_metric([row.client], row.heartbeat_age)
-        yield from (online, age, interval)
+        yield from (online, age, interval, replaced)
         runs = _gauge("fl_runs", ("status",))
         for status, count in agg.runs_by_status.items():
             runs.add_metric([status], float(count))

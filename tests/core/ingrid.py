@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
-from flwr.serverapp import Grid
 from flwr.server.superlink.linkstate.utils import create_message_error_unavailable_res_message
+from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
 

@@ -341,3 +341,65 @@ def test_the_legacy_wrapper_sends_by_dogstatsd_when_the_environment_says_so(
     finally:
         udp.close()
     assert "federation:banks" in completed[0] and "run_id:4242" in completed[0]
+
+@pytest.fixture
+def restore_current_run() -> Iterable[None]:
+    from flmon.runlabel import current_run, set_current_run
+
+    before = current_run()
+    yield
+    set_current_run(before)
+
+
+def test_a_legacy_run_is_the_current_run_and_its_own_pushgateway_group(
+        restore_current_run: None) -> None:
+    from flmon.runlabel import current_run, set_current_run
+
+    set_current_run(None)
+    # Nothing listens on port 1: pushes fail (counted), the grouping key is what counts.
+    wrapped, m = _run(_fedavg(), ["honest", "honest"], rounds=1,
+                      pushgateway="http://127.0.0.1:1")
+    assert current_run() == "4242"  # what the live exporter labels run_id with
+    assert wrapped.pusher is not None
+    assert wrapped.pusher.grouping_key == {"run_id": "4242"}
+    assert _v(m, "fl_run_info", run_id="4242", strategy="FedAvg",
+              flwr_version=_flwr(), flmon_version=_flmon()) == 1
+
+
+def test_a_run_id_known_only_after_the_start_relabels_the_run_and_its_group(
+        restore_current_run: None) -> None:
+    from flwr.server.client_manager import SimpleClientManager
+
+    from flmon.runlabel import current_run, set_current_run
+
+    set_current_run(None)
+    m = FlmonMetrics(sides=("server", "sink"))
+    wrapped = instrument(_fedavg(initial_parameters=ndarrays_to_parameters(initial())),
+                         metrics=m, num_rounds=1, pushgateway="http://127.0.0.1:1")
+    assert isinstance(wrapped, InstrumentedLegacyStrategy)
+    manager = SimpleClientManager()
+    wrapped.initialize_parameters(manager)  # no node yet: the run id is not known
+    assert current_run() == "unknown" and "run_id" not in wrapped.pusher.grouping_key
+    assert wrapped.pusher.pushes == wrapped.pusher.errors == 0  # nothing pushed yet
+    assert _v(m, "fl_run_info", run_id="unknown", strategy="FedAvg",
+              flwr_version=_flwr(), flmon_version=_flmon()) == 1
+    proxy = _Proxy("7")
+    proxy.run_id = 99  # type: ignore[attr-defined]
+    manager.register(proxy)  # type: ignore[arg-type]
+    wrapped.configure_fit(1, ndarrays_to_parameters(initial()), manager)
+    assert current_run() == "99" and wrapped.pusher.grouping_key == {"run_id": "99"}
+    assert _v(m, "fl_run_info", run_id="99", strategy="FedAvg",
+              flwr_version=_flwr(), flmon_version=_flmon()) == 1
+    assert _v(m, "fl_run_info", run_id="unknown", strategy="FedAvg",
+              flwr_version=_flwr(), flmon_version=_flmon()) == 0
+    wrapped.close()
+
+
+def test_an_explicit_run_id_wins_and_a_bad_one_is_refused(restore_current_run: None) -> None:
+    from flmon.runlabel import current_run
+
+    wrapped, _ = _run(_fedavg(), ["honest"], rounds=1, run_id=7)
+    assert current_run() == "7" and wrapped.run_id == 7
+    for bad in (-1, True, "7"):
+        with pytest.raises(ValueError, match="run_id"):
+            instrument(_fedavg(), run_id=bad)

@@ -47,7 +47,8 @@ def _config(live: int, pushgateway: int, alertmanager: int) -> dict[str, Any]:
         "federation": {"name": "lifecycle"},
         "scrape": {"interval": "1s",
                    "live": {"targets": [f"127.0.0.1:{live}"]},
-                   "pushgateway": {"targets": [f"127.0.0.1:{pushgateway}"]}},
+                   "pushgateway": {"targets": [f"127.0.0.1:{pushgateway}"]},
+                   "watch": {"enabled": False}},  # no watch here: no FLSuperLinkDown
         "lifecycle": {"stale_after": f"{int(STALE_AFTER)}s"},
         "alerts": {"FLLowTrainingAccuracy": {"for": "0s"}},
         "prometheus": {"evaluation_interval": "1s"},

@@ -364,7 +364,7 @@ def test_datadog_autodiscovery_annotations() -> None:
     watch = one(objects, "Deployment", "flmon-watch")
     [watched] = json.loads(watch["spec"]["template"]["metadata"]["annotations"][
         "ad.datadoghq.com/watch.checks"])["openmetrics"]["instances"]
-    assert watched["openmetrics_endpoint"] == "http://%%host%%:9465/metrics"
+    assert watched["openmetrics_endpoint"] == "http://%%host%%:9463/metrics"
     assert watched["tags"] == instance["tags"] and watched["exclude_metrics"] == ["_created$"]
     assert watch["spec"]["template"]["spec"]["containers"][0]["name"] == "watch"
 

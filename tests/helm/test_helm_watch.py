@@ -32,7 +32,7 @@ def test_the_watch_polls_the_charts_superlink_and_cleans_its_pushgateway() -> No
     _, insecure_args = _watch({"federation": {
         "tls": {"enabled": False}, "supernodeAuth": {"enabled": False}}})
     assert "--insecure" in insecure_args
-    assert "--addr=0.0.0.0" in args and "--port=9465" in args
+    assert "--addr=0.0.0.0" in args and "--port=9463" in args
     assert f"--pushgateway=flmon-pushgateway.{NAMESPACE}.svc:9091" in args
     assert "--stale-after=30m" in args and "--interval=5s" in args
     assert deployment["spec"]["replicas"] == 1
@@ -47,7 +47,7 @@ def test_service_and_service_monitor_scrape_the_watch_as_job_flmon_watch() -> No
     objects = manifests(render({"federation": {"name": "default"}}))
     service = one(objects, "Service", "flmon-watch")
     assert service["spec"]["ports"] == [
-        {"name": "metrics", "port": 9465, "targetPort": "metrics", "protocol": "TCP"}]
+        {"name": "metrics", "port": 9463, "targetPort": "metrics", "protocol": "TCP"}]
     deployment = one(objects, "Deployment", "flmon-watch")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -132,6 +132,6 @@ def test_notes_name_the_watch_and_its_superlink() -> None:
     from tests.helm.helmchart import notes
 
     text = notes(render())
-    assert f"flmon watch flmon-watch:9465 polling the SuperLink flmon-superlink.{NAMESPACE}" \
+    assert f"flmon watch flmon-watch:9463 polling the SuperLink flmon-superlink.{NAMESPACE}" \
         in text
     assert "flmon watch" not in notes(render({"watch": {"enabled": False}}))

@@ -98,7 +98,7 @@ HOSTILE: list[tuple[str, dict[str, Any], str, str]] = [
      "scrape.watch.job", "must differ from pushgateway.pushed_job"),
     ("PromQL injection in the watch job", {"scrape__watch__job": 'w"} or vector(1'},
      "scrape.watch.job", "job name"),
-    ("watch target with a path", {"scrape__watch__targets": ["127.0.0.1:9465/x"]},
+    ("watch target with a path", {"scrape__watch__targets": ["127.0.0.1:9463/x"]},
      "scrape.watch.targets.0", "host:port"),
     ("watch basic auth without a password file", {"scrape__watch__auth": {"username": "u"}},
      "scrape.watch.auth", "go together"),
@@ -209,9 +209,12 @@ def test_lifecycle_and_watch_defaults() -> None:
     cfg = parse_config(minimal_data())
     assert cfg.lifecycle.stale_after == "30m"
     watch = cfg.scrape.watch
-    assert (watch.enabled, watch.job, watch.targets) == (False, "flmon-watch",
-                                                         ["127.0.0.1:9465"])
-    assert parse_config(example_data()).scrape.watch.enabled  # the shipped stack runs it
+    # On by default, like the chart's watch: off only on purpose (docs/configuration.md).
+    assert (watch.enabled, watch.job, watch.targets) == (True, "flmon-watch",
+                                                         ["127.0.0.1:9463"])
+    assert parse_config(example_data()).scrape.watch.enabled
+    assert not parse_config(with_changes(minimal_data(),
+                                         scrape__watch__enabled=False)).scrape.watch.enabled
     assert cfg.alerts.FLPrivacyLeakage.threshold == 0.6
     assert cfg.alerts.FLRunFailed.window == "15m"
     assert cfg.alerts.FLSuperLinkDown.severity == "critical"

@@ -164,7 +164,7 @@ def test_datadog_monitors_deserialize_and_query_the_right_metrics() -> None:
         "FLSuperLinkDown": "FLSuperLinkDown.answer || FLSuperLinkDown.scrape",
         "FLSuperLinkDown.answer": "max(last_1m):max:flmon.fl_superlink_up{federation:default} "
                                   "< 1",
-        "FLSuperLinkDown.scrape": health + ':9465/metrics").by("endpoint").last(4)',
+        "FLSuperLinkDown.scrape": health + ':9463/metrics").by("endpoint").last(4)',
         "FLNodeOffline": "min:flmon.fl_supernode_online{federation:default} by {client} < 1",
         "FLRunFailed": "flmon.fl_runs_finished.count{federation:default,result:failed}",
         "FLPrivacyLeakage": "flmon.fl_privacy_attack_auc{federation:default} by {attack,dp} "
@@ -207,7 +207,7 @@ def test_with_dogstatsd_the_check_collects_only_what_dogstatsd_does_not_send() -
     conf = yaml.safe_load(files["datadog/conf.yaml"])
     instances = {i["openmetrics_endpoint"]: i["metrics"] for i in conf["instances"]}
     assert instances == {"http://127.0.0.1:9091/metrics": ["fl_privacy_attack_.+"],
-                         "http://127.0.0.1:9465/metrics": ["fl_.+"]}
+                         "http://127.0.0.1:9463/metrics": ["fl_.+"]}
     # No live exporter in the check: the Pushgateway's scrape is the only exporter outage.
     monitor = json.loads(files["datadog/monitors/FLExporterDown.json"])
     assert monitor["type"] == "service check" and ":9091/metrics" in monitor["query"]
@@ -242,7 +242,7 @@ def test_datadog_dashboard_and_check_config() -> None:
     assert pushgateway["openmetrics_endpoint"] == "http://127.0.0.1:9091/metrics"
     assert pushgateway["metrics"] == ["fl_privacy_attack_.+"]
     watch = conf["instances"][2]  # flmon watch, scraped between runs too
-    assert watch["openmetrics_endpoint"] == "http://127.0.0.1:9465/metrics"
+    assert watch["openmetrics_endpoint"] == "http://127.0.0.1:9463/metrics"
     assert watch["namespace"] == "flmon" and "federation:default" in watch["tags"]
     titles = [w.definition.get_oneof_instance().title for w in dashboard.widgets]
     assert {"SuperLink up (0 or 1)", "Nodes by status", "Runs by status",

@@ -27,9 +27,6 @@ from .conftest import (
     with_changes,
 )
 
-WATCH_ALERTS = {"FLSuperLinkDown", "FLNodeOffline", "FLRunFailed"}
-"""Rendered only with scrape.watch enabled (off by default, on in the example)."""
-
 DASHBOARD_VARS = {"$__rate_interval": "5m", "$client": ".*"}
 
 
@@ -339,7 +336,7 @@ def test_edge_configs_pass_their_own_tests(
     out = render_dir(with_changes(minimal_data(), **changes))
     tests = sorted(out.glob("rules/tests/*.yaml"))
     enabled = {name for name in ALERT_NAMES
-               if changes.get(f"alerts__{name}", {}).get("enabled", True)} - WATCH_ALERTS
+               if changes.get(f"alerts__{name}", {}).get("enabled", True)}
     assert {t.stem for t in tests} == enabled
     result = run_tool(promtool, "test", "rules", *map(str, tests))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -73,7 +73,10 @@ def test_pushed_metrics_fire_alerts_with_the_federation_label(
         alertmanager__targets=[f"127.0.0.1:{dead_port}"],
         alerts__FLLowTrainingAccuracy=fast, alerts__FLModelAccuracyDropped=fast,
     ))
-    with _process([pushgateway, f"--web.listen-address=127.0.0.1:{pg_port}"],
+    # In memory only: Debian's default persistence file is shared by every Pushgateway
+    # started without the flag, so another run's groups would leak in.
+    with _process([pushgateway, f"--web.listen-address=127.0.0.1:{pg_port}",
+                   "--persistence.file="],
                   f"http://127.0.0.1:{pg_port}/-/ready", "Pushgateway"):
         # A counter created now (its _created time says so): its first increment counts.
         body = ("# TYPE fl_training_accuracy gauge\nfl_training_accuracy 0.5\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flmon.labels import ClientLabeler
-from flmon.watch.aggregate import aggregate, histogram
+from flmon.watch.aggregate import aggregate, histogram, replaced_nodes
 from flmon.watch.control import NodeView, RunView, Snapshot, parse_time, run_status
 
 NOW = 1_800_000_000.0
@@ -104,3 +104,37 @@ def test_runs_are_counted_per_status_and_finished_ones_aggregated_per_result() -
     assert agg.transferred["received"].count == 2
     assert agg.oldest_unfinished_age == {"pending": 30.0, "running": 100.0, "starting": 0.0}
     assert agg.last_finished == {"completed": NOW - 690, "failed": NOW - 490}
+
+
+def test_an_old_node_id_is_replaced_by_the_node_that_registered_after_its_last_heartbeat(
+        ) -> None:
+    # Node 21 was killed (last heartbeat at NOW - 600 s: online_until = beat + 2 x 30 s)
+    # and restarted without authentication: it registered as 22 at NOW - 590 s. Node 23
+    # died too but nobody took its place; node 24 registered before 23 went silent.
+    nodes = (
+        _node(21, "offline", NOW - 3600.0, online_until=NOW - 600.0 + 60.0),
+        _node(23, "offline", NOW - 3500.0, online_until=NOW - 100.0 + 60.0),
+        _node(24, "online", NOW - 3400.0, online_until=NOW + 45.0),
+        _node(22, "online", NOW - 590.0, online_until=NOW + 50.0),
+    )
+    assert replaced_nodes(nodes) == {21}
+    rows = {row.client: row for row in aggregate(Snapshot(NOW, nodes, ()),
+                                                 ClientLabeler()).node_rows}
+    assert rows["21"].replaced and not rows["23"].replaced
+    assert rows["21"].heartbeat_age == 600.0
+    assert not rows["22"].replaced and not rows["24"].replaced
+
+
+def test_one_new_node_replaces_one_old_id_only_the_one_heard_last() -> None:
+    # Two nodes died (beats at -900 s and -800 s); one new node came at -700 s.
+    nodes = (
+        _node(31, "offline", NOW - 5000.0, online_until=NOW - 900.0 + 60.0),
+        _node(32, "offline", NOW - 5000.0, online_until=NOW - 800.0 + 60.0),
+        _node(33, "online", NOW - 700.0, online_until=NOW + 45.0),
+    )
+    assert replaced_nodes(nodes) == {32}
+    # A second newcomer takes the other old id; a restart that itself died is replaced
+    # by the next one (a chain of unauthenticated restarts).
+    nodes += (_node(34, "offline", NOW - 650.0, online_until=NOW - 400.0 + 60.0),
+              _node(35, "online", NOW - 390.0, online_until=NOW + 45.0))
+    assert replaced_nodes(nodes) == {31, 32, 34}

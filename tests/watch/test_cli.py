@@ -25,7 +25,7 @@ def test_help_names_every_option() -> None:
     for option in ("--superlink", "--insecure", "--root-certificates", "--port", "--addr",
                    "--interval", "--timeout", "--web-config", "--client-identity",
                    "--pseudonym-key-file", "--max-client-labels", "--pushgateway",
-                   "--stale-after", "9465", "ListRuns", "clean up"):
+                   "--stale-after", "9463", "ListRuns", "clean up"):
         assert option in result.stdout, option
 
 

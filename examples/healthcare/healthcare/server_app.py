@@ -20,6 +20,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, 
 import flmon
 import flmon.flower
 from flmon.demo import tabular
+from flmon.ports import LIVE_PORT_TRIES
 from healthcare import task
 
 log = logging.getLogger("healthcare")
@@ -91,7 +92,7 @@ def main(grid: Grid, context: Context) -> None:
         # concurrent runs on one host bind the next free port.
         flmon.start_exporter(port, addr=str(cfg.get("flmon-exporter-addr", "127.0.0.1")),
                              web_config=os.environ.get("FLMON_EXPORTER_WEB_CONFIG") or None,
-                             port_tries=10)
+                             port_tries=LIVE_PORT_TRIES)
 
     global_test = task.load_global_test()
 

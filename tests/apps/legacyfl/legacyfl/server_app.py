@@ -45,6 +45,9 @@ def _strategy(context: Context) -> InstrumentedLegacyStrategy:
 
 def server_fn(context: Context) -> ServerAppComponents:
     rounds = int(context.run_config["num-server-rounds"])
+    port = int(context.run_config["exporter-port"])
+    if port > 0:  # serves until the process exits with the run
+        flmon.start_exporter(port=port, port_tries=10)
     return ServerAppComponents(strategy=_strategy(context),
                                config=ServerConfig(num_rounds=rounds, round_timeout=60))
 
