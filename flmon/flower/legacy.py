@@ -46,7 +46,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy as LegacyStrategy
 
-from flmon import registry_hub
+from flmon import registry
 from flmon.flower import legacy_guard, legacy_telemetry
 from flmon.flower.recorder import ServerRecorder, error_name
 from flmon.flower.strategy import _flwr_version, check_options, make_pusher, secret_rng
@@ -138,7 +138,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         self.strategy = strategy
         self.num_rounds = num_rounds
         self.secure_aggregation = secure_aggregation
-        self.metrics = metrics if metrics is not None else registry_hub.server_metrics()
+        self.metrics = metrics if metrics is not None else registry.server_metrics()
         self.recorder = ServerRecorder(
             self.metrics,
             ClientLabeler(max_client_labels, client_identity, pseudonym_key),

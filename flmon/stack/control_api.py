@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from flmon.harness.ports import LOOPBACK
+from flmon.stack.ports import LOOPBACK
 
 MEDIA_TYPE = "application/protobuf"
 
@@ -160,7 +160,7 @@ class SyntheticControlApi:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m flmon.harness.control_api --nodes N --runs M --port P``: serve until
+    """``python -m flmon.stack.control_api --nodes N --runs M --port P``: serve until
     killed (benchmarks run it in a process of its own)."""
     import argparse
 

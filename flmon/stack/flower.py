@@ -3,11 +3,11 @@
 Flower 1.42's SuperLink serves its Runtime, Control and Fleet APIs on one HTTP port
 (``--host``/``--port``); each SuperNode needs a port of its own for its Runtime API.
 ``flwr run APP CONNECTION`` reads the connection from ``$FLWR_HOME/config.toml``, which
-the harness writes into its work directory, so nothing outside it is touched. The
+the stack writes into its work directory, so nothing outside it is touched. The
 SuperLink starts each run's ServerApp in a fresh subprocess.
 
 With ``secure=True`` the SuperLink serves TLS (a CA and server certificate made at run
-time in the work directory, :mod:`flmon.harness.tls`) and accepts only registered
+time in the work directory, :mod:`flmon.stack.tls`) and accepts only registered
 SuperNodes (``--enable-supernode-auth``): each SuperNode gets its own key pair, its
 public key is registered with ``flwr supernode register``, and it connects with
 ``--root-certificates`` and ``--auth-supernode-private-key``.
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from flmon.harness.ports import LOOPBACK, free_port, wait_listening
-from flmon.harness.process import ManagedProcess, ProcessError
-from flmon.harness.tls import NodeKey, Pki, make_node_key, make_pki
+from flmon.stack.ports import LOOPBACK, free_port, wait_listening
+from flmon.stack.process import ManagedProcess, ProcessError
+from flmon.stack.tls import NodeKey, Pki, make_node_key, make_pki
 
 ConfigValue = int | float | str | bool
 NodeConfig = Callable[[int, int], Mapping[str, ConfigValue]]

@@ -1,4 +1,4 @@
-"""Tiny HTTP client for the harness: JSON in and out, loopback URLs only."""
+"""Tiny HTTP client for the stack: JSON in and out, loopback URLs only."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def require_loopback(url: str) -> None:
     """Raise ``ValueError`` unless ``url`` points at a loopback host."""
     host = urllib.parse.urlsplit(url).hostname
     if host not in _LOOPBACK_HOSTS:
-        raise ValueError(f"the harness only talks to loopback addresses, not {url!r}")
+        raise ValueError(f"the stack only talks to loopback addresses, not {url!r}")
 
 
 def request(

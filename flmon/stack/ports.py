@@ -1,6 +1,6 @@
 """Free TCP ports on the loopback interface.
 
-Every process the harness starts listens on ``127.0.0.1`` only. A port is picked by
+Every process the stack starts listens on ``127.0.0.1`` only. A port is picked by
 binding to port 0 and reading back what the kernel chose; the socket is closed before
 the port is handed out, so there is a short window in which another program could take
 it. :func:`free_port` never returns the same port twice within one Python process,
@@ -14,7 +14,7 @@ import threading
 import time
 
 LOOPBACK = "127.0.0.1"
-"""The only address the harness binds to or connects to."""
+"""The only address the stack binds to or connects to."""
 
 _lock = threading.Lock()
 _handed_out: set[int] = set()
@@ -61,4 +61,4 @@ def wait_listening(port: int, timeout: float = 10.0, host: str = LOOPBACK) -> No
 
 def _require_loopback(host: str) -> None:
     if host not in (LOOPBACK, "localhost", "::1"):
-        raise ValueError(f"the harness only uses loopback addresses, not {host!r}")
+        raise ValueError(f"the stack only uses loopback addresses, not {host!r}")

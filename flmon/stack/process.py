@@ -1,6 +1,6 @@
 """One child process with its own log file, stopped for sure.
 
-:class:`ManagedProcess` is what every harness component runs on: the process gets its
+:class:`ManagedProcess` is what every stack component runs on: the process gets its
 own arguments, its stdout and stderr go to a log file, and :meth:`ManagedProcess.stop`
 sends SIGTERM, waits, then SIGKILL. Children run in their own session, so a Ctrl-C in
 the terminal reaches only the Python process, which then stops them in order (context
@@ -38,7 +38,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class ProcessError(RuntimeError):
-    """A harness process failed to start or exited early; the message has its log tail."""
+    """A stack process failed to start or exited early; the message has its log tail."""
 
 
 class ManagedProcess:

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from flmon.harness import http
-from flmon.harness.ports import LOOPBACK
-from flmon.harness.server import LoopbackServer
+from flmon.stack import http
+from flmon.stack.ports import LOOPBACK
+from flmon.stack.server import LoopbackServer
 
 T = TypeVar("T")
 

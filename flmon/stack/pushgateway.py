@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flmon.harness import http
-from flmon.harness.ports import LOOPBACK, is_listening
-from flmon.harness.server import LoopbackServer
+from flmon.stack import http
+from flmon.stack.ports import LOOPBACK, is_listening
+from flmon.stack.server import LoopbackServer
 
 
 class Pushgateway(LoopbackServer):

@@ -1,4 +1,4 @@
-"""What the harness's HTTP servers share: a work directory, a loopback port, a start that
+"""What the stack's HTTP servers share: a work directory, a loopback port, a start that
 waits for readiness and a stop that cleans up.
 
 A subclass names its program (``process_name``), gives its command line for a port
@@ -17,9 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
-from flmon.harness import http
-from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess, start_listening
+from flmon.stack import http
+from flmon.stack.ports import LOOPBACK, free_port
+from flmon.stack.process import ManagedProcess, start_listening
 
 S = TypeVar("S", bound="LoopbackServer")
 T = TypeVar("T")

@@ -4,7 +4,7 @@
 in simulation mode (the ServerApp in a ``flwr-simulation`` process, ClientApps in Ray
 actors, ``num-supernodes`` virtual SuperNodes, given with ``--federation-config``:
 the older ``options.num-supernodes`` of ``config.toml`` is deprecated in Flower 1.42).
-``flwr`` would start that SuperLink itself, detached, on fixed ports; the harness starts
+``flwr`` would start that SuperLink itself, detached, on fixed ports; the stack starts
 it instead, with the same arguments, on free ports it passes to ``flwr``
 (``FLWR_LOCAL_SUPERLINK_HTTP_API_PORT``, ``FLWR_LOCAL_CONTROL_API_PORT``), so that it
 can stop it by PID. Needs the
@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from flmon.harness.flower import ConfigValue, RunResult, _bin, format_config
-from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess
+from flmon.stack.flower import ConfigValue, RunResult, _bin, format_config
+from flmon.stack.ports import LOOPBACK, free_port
+from flmon.stack.process import ManagedProcess
 
 CONNECTION = "flmon-sim"
 

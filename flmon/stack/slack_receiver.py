@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from flmon.harness.ports import LOOPBACK
+from flmon.stack.ports import LOOPBACK
 
 
 @dataclass(frozen=True)

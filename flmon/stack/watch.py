@@ -9,8 +9,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from flmon.harness.ports import LOOPBACK, free_port, is_listening
-from flmon.harness.process import ManagedProcess
+from flmon.stack.ports import LOOPBACK, free_port, is_listening
+from flmon.stack.process import ManagedProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

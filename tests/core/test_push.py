@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
-from flmon.harness.ports import free_port
-from flmon.harness.pushgateway import Pushgateway
 from flmon.push import Pusher
+from flmon.stack.ports import free_port
+from flmon.stack.pushgateway import Pushgateway
 
 
 def _pushed(gateway: Pushgateway, name: str) -> dict[str, float]:

@@ -12,11 +12,11 @@ from flwr.serverapp.strategy import FedAvg
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flmon import registry_hub, runlabel
+from flmon import registry, runlabel
 from flmon.exporter import start_exporter
 from flmon.flower import instrument
-from flmon.harness.pushgateway import Pushgateway
 from flmon.metrics import FlmonMetrics
+from flmon.stack.pushgateway import Pushgateway
 from tests.core.clientapps import make_app
 from tests.core.ingrid import InProcessGrid
 
@@ -54,7 +54,7 @@ def test_the_default_exporter_serves_the_runs_id_set_by_start() -> None:
     apps = {i: make_app(seed=i) for i in (1, 2)}
     strategy = instrument(FedAvg(min_available_nodes=1, min_train_nodes=1,
                                  min_evaluate_nodes=1))
-    assert strategy.metrics is registry_hub.server_metrics()
+    assert strategy.metrics is registry.server_metrics()
     strategy.start(grid=InProcessGrid(apps), initial_arrays=ArrayRecord([np.zeros(3)]),
                    num_rounds=1)
     with start_exporter(0) as exporter:

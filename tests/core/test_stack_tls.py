@@ -1,4 +1,4 @@
-"""The certificates and SuperNode keys the harness and the demo make at run time."""
+"""The certificates and SuperNode keys the stack and the demo make at run time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from flwr.cli.supernode.register import try_load_public_key
 
-from flmon.harness.tls import make_node_key, make_pki
+from flmon.stack.tls import make_node_key, make_pki
 
 
 def test_the_server_certificate_is_signed_by_the_ca_for_the_hosts(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flmon.demo import faults, scenarios, tabular
+from flmon.demo import scenarios
+from flmon.reference import faults, tabular
 
 
 def _flmon(*args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from flmon.harness.flower import FlowerFederation
+from flmon.stack.flower import FlowerFederation
 
 _NODE_ID = re.compile(r"SuperNode ID: (\d+)")
 _ROUND = re.compile(r"\[ROUND (\d+)/(\d+)\]")

@@ -16,10 +16,10 @@ import yaml
 
 from flmon.config import parse_config
 from flmon.exporter import start_exporter
-from flmon.harness.ports import free_port
-from flmon.harness.prometheus import Prometheus
 from flmon.metrics import FlmonMetrics
 from flmon.render.prometheus import prometheus_yml
+from flmon.stack.ports import free_port
+from flmon.stack.prometheus import Prometheus
 from tests.core.certs import self_signed
 
 pytestmark = pytest.mark.e2e

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from helmchart import manifests, one, render, secret_data
+from tests.helm.helmchart import manifests, one, render, secret_data
 
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.slack_receiver import SlackReceiver
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.slack_receiver import SlackReceiver
 
 MOUNTED_SECRETS = "/etc/alertmanager/secrets"
 

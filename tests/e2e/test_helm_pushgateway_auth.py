@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helmchart import by_kind, manifests, one, render, secret_data
+from tests.helm.helmchart import by_kind, manifests, one, render, secret_data
 from prometheus_client import CollectorRegistry, Gauge
 
-from flmon.harness.pushgateway import Pushgateway
 from flmon.push import Pusher
+from flmon.stack.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 

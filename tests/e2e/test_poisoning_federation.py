@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flmon.harness.flower import FlowerFederation
-from flmon.harness.pushgateway import Pushgateway
+from flmon.stack.flower import FlowerFederation
+from flmon.stack.pushgateway import Pushgateway
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from flmon.harness.ports import free_port
+from flmon.stack.ports import free_port
 
-from .conftest import minimal_data, require_tool, with_changes
+from tests.render.conftest import minimal_data, require_tool, with_changes
 
 
 def _get(url: str) -> Any:

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flmon.harness.flower import FlowerFederation, _bin
-from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.process import ManagedProcess
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.tls import make_node_key
+from flmon.stack.flower import FlowerFederation, _bin
+from flmon.stack.ports import LOOPBACK, free_port
+from flmon.stack.process import ManagedProcess
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.tls import make_node_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

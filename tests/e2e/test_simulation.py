@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.simulation import LocalSimulation
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.simulation import LocalSimulation
 
 pytest.importorskip("ray", reason="needs the simulation extra: pip install 'flmon[simulation]'")
 

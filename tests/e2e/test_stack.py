@@ -1,4 +1,4 @@
-"""Each harness component starts on loopback, answers, and stops without leaving processes."""
+"""Each stack component starts on loopback, answers, and stops without leaving processes."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from flmon.harness import http
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.ports import free_port, free_ports
-from flmon.harness.process import ManagedProcess, ProcessError
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.slack_receiver import SlackReceiver
+from flmon.stack import http
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.ports import free_port, free_ports
+from flmon.stack.process import ManagedProcess, ProcessError
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.slack_receiver import SlackReceiver
 
 
 def test_free_ports_are_distinct_and_loopback_only() -> None:

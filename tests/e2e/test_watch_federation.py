@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from flmon.harness.flower import FlowerFederation, RunResult
-from flmon.harness.ports import free_port, is_listening
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.watch import Samples, WatchProcess, scrape, value
+from flmon.stack.flower import FlowerFederation, RunResult
+from flmon.stack.ports import free_port, is_listening
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.watch import Samples, WatchProcess, scrape, value
 from tests.e2e.support import node_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from flmon.harness.pushgateway import Pushgateway
 from flmon.push import Pusher
+from flmon.stack.pushgateway import Pushgateway
 from flmon.watch.control import RunView
 from flmon.watch.pushgateway import Group, PushgatewayJanitor, is_stale
 
@@ -73,7 +73,7 @@ def test_sweep_deletes_only_the_ended_runs_groups(gateway: Pushgateway) -> None:
 
 
 def test_a_pushgateway_that_is_down_is_counted_not_raised() -> None:
-    from flmon.harness.ports import free_port
+    from flmon.stack.ports import free_port
 
     janitor = PushgatewayJanitor(f"127.0.0.1:{free_port()}", stale_after=1.0, timeout=1.0)
     assert janitor.sweep({}, NOW) == (0, 1)

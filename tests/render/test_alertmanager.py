@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from flmon.harness.ports import free_port
-from flmon.harness.slack_receiver import SlackReceiver
+from flmon.stack.ports import free_port
+from flmon.stack.slack_receiver import SlackReceiver
 from tests.e2e.amsignals import is_sentinel, sentinel, wait_inhibited
 
 from .conftest import REPO, example_data, require_tool, run_tool, with_changes

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 from sklearn.datasets import make_classification
 
-from flmon.demo.tabular import Split
 from flmon.privacy import attack
 from flmon.privacy.federation import TrainingConfig, run_federation
+from flmon.reference.tabular import Split
 
 FEATURES = 10
 

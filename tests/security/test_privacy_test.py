@@ -16,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.cli.main import main
-from flmon.harness.pushgateway import Pushgateway
 from flmon.privacy import PrivacyTestOptions, run_privacy_test
 from flmon.privacy.report import push
+from flmon.stack.pushgateway import Pushgateway
 
 ARGS = ["privacy-test", "--example", "healthcare", "--rounds", "2", "--nodes", "3",
         "--dp-noise", "1.5"]
@@ -177,7 +177,7 @@ def test_the_table_shows_every_figure_and_says_what_central_dp_protects(
 
 def test_a_pushgateway_that_is_down_fails_the_command_after_the_figures(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from flmon.harness.ports import free_port
+    from flmon.stack.ports import free_port
 
     out = tmp_path / "out.json"
     code = main(["privacy-test", "--rounds", "1", "--json", str(out),

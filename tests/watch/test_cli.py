@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flmon.harness.ports import free_port
-from flmon.harness.watch import WatchProcess, value
+from flmon.stack.ports import free_port
+from flmon.stack.watch import WatchProcess, value
 
 
 def _flmon(*args: str) -> subprocess.CompletedProcess[str]:

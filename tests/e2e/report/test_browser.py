@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.report.browser import Browser
-from tests.report.federation import HOSTILE, POISONED
+from tests.e2e.report.browser import Browser
+from tests.e2e.report.federation import HOSTILE, POISONED
 
 # No skip when chromium is missing: `make test` installs it (make system-deps), and a
 # missing browser fails here with Browser's message rather than passing unseen.

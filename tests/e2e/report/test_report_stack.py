@@ -1,6 +1,6 @@
 """``flmon report`` against a real Prometheus and AlertManager holding a recorded run.
 
-The run (see :mod:`tests.report.federation`) was recorded by flmon's ServerRecorder,
+The run (see :mod:`tests.e2e.report.federation`) was recorded by flmon's ServerRecorder,
 exposed by its exporter and pushed to a real Pushgateway; Prometheus evaluated the
 rendered rules and AlertManager routed FLClientUpdateAnomaly to the Slack receiver.
 """
@@ -14,14 +14,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from tests.e2e.report.conftest import StackWithRun
+from tests.e2e.report.federation import HOSTILE, POISONED, ROUNDS, RUN_ID
 
 from flmon import __version__
 from flmon.cli.main import main
 from flmon.demo.app import Printer, write_run_report
-from flmon.harness.ports import free_port
 from flmon.render import grafana
-from tests.report.conftest import StackWithRun
-from tests.report.federation import HOSTILE, POISONED, ROUNDS, RUN_ID
+from flmon.stack.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

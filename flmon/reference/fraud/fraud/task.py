@@ -21,15 +21,10 @@ Accuracy alone flatters a model on 4 % fraud (always answering "legitimate" scor
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
-from flmon.demo.tabular import (
-    Split,
-    dirichlet_label_partition,
-    train_test_split_indices,
-)
+from flmon.reference.apps import Task
+from flmon.reference.tabular import Split
 
 HIDDEN_UNITS = 8
 ALPHA = 1.0
@@ -38,7 +33,6 @@ TEST_SEED = 42
 NUM_FEATURES = 16
 
 
-@cache
 def _dataset() -> tuple[Split, Split]:
     """``(pool, global_test)``: the preprocessed data before partitioning."""
     from sklearn.datasets import make_classification
@@ -57,27 +51,13 @@ def _dataset() -> tuple[Split, Split]:
     return Split(x_pool, y_pool), Split(x_test, y_test)
 
 
-@cache
-def load_partition(partition_id: int, num_partitions: int) -> tuple[Split, Split]:
-    """``(train, test)`` of bank ``partition_id`` out of ``num_partitions``."""
-    if not 0 <= partition_id < num_partitions:
-        raise ValueError(f"partition-id {partition_id} not in 0..{num_partitions - 1}")
-    pool, _ = _dataset()
-    parts = dirichlet_label_partition(pool.y, num_partitions, ALPHA, SPLIT_SEED, min_size=200)
-    idx = parts[partition_id]
-    train_idx, test_idx = train_test_split_indices(len(idx), 0.2, 100 + partition_id)
-    return (
-        Split(pool.x[idx[train_idx]], pool.y[idx[train_idx]]),
-        Split(pool.x[idx[test_idx]], pool.y[idx[test_idx]]),
-    )
+TASK = Task(name="fraud", dataset=_dataset, num_features=NUM_FEATURES,
+            hidden_units=HIDDEN_UNITS, alpha=ALPHA, split_seed=SPLIT_SEED, min_size=200,
+            scores=("recall", "precision"), central_scores=("recall",))
 
-
-def load_global_test() -> Split:
-    """The server's held-out test set."""
-    return _dataset()[1]
-
-
-def load_union(num_partitions: int) -> Split:
-    """Every bank's training data together: what a centralized model would see."""
-    parts = [load_partition(p, num_partitions)[0] for p in range(num_partitions)]
-    return Split(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+load_partition = TASK.load_partition
+"""``(train, test)`` of bank ``partition_id`` out of ``num_partitions``."""
+load_global_test = TASK.load_global_test
+"""The server's held-out test set."""
+load_union = TASK.load_union
+"""Every bank's training data together: what a centralized model would see."""

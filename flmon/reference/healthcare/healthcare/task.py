@@ -18,15 +18,10 @@ benign). The recipe, fixed by seeds so every run and every process sees the same
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
-from flmon.demo.tabular import (
-    Split,
-    dirichlet_label_partition,
-    train_test_split_indices,
-)
+from flmon.reference.apps import Task
+from flmon.reference.tabular import Split
 
 HIDDEN_UNITS = 8
 ALPHA = 0.8
@@ -35,7 +30,6 @@ TEST_SEED = 42
 NUM_FEATURES = 30
 
 
-@cache
 def _dataset() -> tuple[Split, Split]:
     """``(pool, global_test)``: the preprocessed data before partitioning."""
     from sklearn.datasets import load_breast_cancer
@@ -51,27 +45,12 @@ def _dataset() -> tuple[Split, Split]:
     return Split(x_pool, y_pool), Split(x_test, y_test)
 
 
-@cache
-def load_partition(partition_id: int, num_partitions: int) -> tuple[Split, Split]:
-    """``(train, test)`` of hospital ``partition_id`` out of ``num_partitions``."""
-    if not 0 <= partition_id < num_partitions:
-        raise ValueError(f"partition-id {partition_id} not in 0..{num_partitions - 1}")
-    pool, _ = _dataset()
-    parts = dirichlet_label_partition(pool.y, num_partitions, ALPHA, SPLIT_SEED, min_size=20)
-    idx = parts[partition_id]
-    train_idx, test_idx = train_test_split_indices(len(idx), 0.2, 100 + partition_id)
-    return (
-        Split(pool.x[idx[train_idx]], pool.y[idx[train_idx]]),
-        Split(pool.x[idx[test_idx]], pool.y[idx[test_idx]]),
-    )
+TASK = Task(name="healthcare", dataset=_dataset, num_features=NUM_FEATURES,
+            hidden_units=HIDDEN_UNITS, alpha=ALPHA, split_seed=SPLIT_SEED, min_size=20)
 
-
-def load_global_test() -> Split:
-    """The server's held-out test set."""
-    return _dataset()[1]
-
-
-def load_union(num_partitions: int) -> Split:
-    """Every hospital's training data together: what a centralized model would see."""
-    parts = [load_partition(p, num_partitions)[0] for p in range(num_partitions)]
-    return Split(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+load_partition = TASK.load_partition
+"""``(train, test)`` of hospital ``partition_id`` out of ``num_partitions``."""
+load_global_test = TASK.load_global_test
+"""The server's held-out test set."""
+load_union = TASK.load_union
+"""Every hospital's training data together: what a centralized model would see."""
