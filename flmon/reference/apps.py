@@ -65,7 +65,7 @@ class Task:
     scores: tuple[str, ...] = ()
     central_scores: tuple[str, ...] = ()
     _cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
 
     def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
         with self._lock:
