@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.helm.helmchart import manifests, one, render, secret_data
 
 from flmon.stack.alertmanager import AlertManager
 from flmon.stack.slack_receiver import SlackReceiver
+from tests.helm.helmchart import manifests, one, render, secret_data
 
 MOUNTED_SECRETS = "/etc/alertmanager/secrets"
 

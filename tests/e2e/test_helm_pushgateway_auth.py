@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helm.helmchart import by_kind, manifests, one, render, secret_data
 from prometheus_client import CollectorRegistry, Gauge
 
 from flmon.push import Pusher
 from flmon.stack.pushgateway import Pushgateway
+from tests.helm.helmchart import by_kind, manifests, one, render, secret_data
 
 pytestmark = pytest.mark.e2e
 

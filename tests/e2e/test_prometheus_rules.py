@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from flmon.stack.ports import free_port
-
 from tests.render.conftest import minimal_data, require_tool, with_changes
 
 

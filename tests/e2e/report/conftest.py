@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.e2e.report.federation import RecordedRun, record_run
 
 from flmon.cli.main import main
 from flmon.demo.stack import DemoStack
+from tests.e2e.report.federation import RecordedRun, record_run
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.e2e.report.browser import Browser
 from tests.e2e.report.federation import HOSTILE, POISONED
 

@@ -14,14 +14,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from tests.e2e.report.conftest import StackWithRun
-from tests.e2e.report.federation import HOSTILE, POISONED, ROUNDS, RUN_ID
 
 from flmon import __version__
 from flmon.cli.main import main
 from flmon.demo.app import Printer, write_run_report
 from flmon.render import grafana
 from flmon.stack.ports import free_port
+from tests.e2e.report.conftest import StackWithRun
+from tests.e2e.report.federation import HOSTILE, POISONED, ROUNDS, RUN_ID
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import push_to_gateway
-from tests.e2e.report.conftest import StackWithRun
 
 from flmon.cli.main import main
 from flmon.demo.config import PUSHED_JOB
 from flmon.flower.recorder import ServerRecorder
 from flmon.labels import ClientLabeler
 from flmon.metrics import FlmonMetrics
+from tests.e2e.report.conftest import StackWithRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
