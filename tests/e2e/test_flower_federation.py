@@ -13,16 +13,15 @@ import shutil
 import subprocess
 import threading
 import urllib.request
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.stack.flower import FlowerFederation
 from flmon.stack.ports import free_port
 from flmon.stack.pushgateway import Pushgateway
+from tests.e2e.support import exposition_samples, sample_sum
 
 pytestmark = pytest.mark.e2e
 
@@ -30,21 +29,8 @@ APP = Path(__file__).resolve().parents[1] / "apps" / "tinyfl"
 ROUNDS = 3
 BEHAVIOURS = ["honest", "honest", "raise", "hostile"]
 
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def _samples(text: str) -> Samples:
-    out: Samples = defaultdict(list)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = {k: v for k, v in sample.labels.items() if k not in ("job", "instance")}
-            out[sample.name].append((labels, sample.value))
-    return out
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x
-                                                            for k, x in labels.items()))
+_samples = exposition_samples
+_value = sample_sum
 
 
 class _LiveScraper(threading.Thread):

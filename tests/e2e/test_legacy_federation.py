@@ -11,15 +11,14 @@ Pushgateway, which the tests read. Each SecAgg+ stage is a message round trip, s
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.stack.flower import FlowerFederation
 from flmon.stack.pushgateway import Pushgateway
+from tests.e2e.support import Samples, exposition_samples, sample_sum
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -27,23 +26,8 @@ APP = Path(__file__).resolve().parents[1] / "apps" / "legacyfl"
 ROUNDS = 2
 BEHAVIOURS = ["honest", "honest", "raise"]
 
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def _samples(text: str, job: str) -> Samples:
-    out: Samples = defaultdict(list)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("job") != job:
-                continue
-            labels = {k: v for k, v in sample.labels.items() if k not in ("job", "instance")}
-            out[sample.name].append((labels, sample.value))
-    return out
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x
-                                                            for k, x in labels.items()))
+_samples = exposition_samples
+_value = sample_sum
 
 
 @pytest.fixture(scope="module")

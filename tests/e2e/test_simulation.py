@@ -8,15 +8,14 @@ ServerApp pushes to a real Pushgateway. The run uses a client label cap of 20, s
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.stack.pushgateway import Pushgateway
 from flmon.stack.simulation import LocalSimulation
+from tests.e2e.support import Samples, exposition_samples, sample_sum
 
 pytest.importorskip("ray", reason="needs the simulation extra: pip install 'flmon[simulation]'")
 
@@ -26,21 +25,8 @@ APP = Path(__file__).resolve().parents[1] / "apps" / "tinyfl"
 CLIENTS = 120
 CAP = 20
 
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def _samples(text: str) -> Samples:
-    out: Samples = defaultdict(list)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = {k: v for k, v in sample.labels.items() if k not in ("job", "instance")}
-            out[sample.name].append((labels, sample.value))
-    return out
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x
-                                                            for k, x in labels.items()))
+_samples = exposition_samples
+_value = sample_sum
 
 
 @pytest.fixture(scope="module")
