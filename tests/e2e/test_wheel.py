@@ -96,6 +96,8 @@ def test_the_installed_wheel_runs_the_demo_in_an_empty_directory(tmp_path: Path)
 
     demo = subprocess.run([str(venv / "bin" / "flmon"), "demo", "--rounds", "2"], cwd=empty,
                           env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert demo.returncode == 0, (demo.stdout[-4000:], demo.stderr[-4000:])
+    (tmp_path / "demo.out").write_text(demo.stdout + demo.stderr)  # kept for a failure
+    summary = demo.stdout[demo.stdout.find("=== summary"):]
+    assert demo.returncode == 0, (summary, demo.stderr[-4000:])
     assert re.search(r"^rounds +2/2 completed", demo.stdout, re.M), demo.stdout[-4000:]
     assert (empty / ".flmon-demo" / "report.html").is_file()
