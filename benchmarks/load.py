@@ -183,8 +183,8 @@ def _wait_http(url: str, timeout: float) -> bool:
 def _federation_load(rounds: int, repeat: int, users: int, duration_s: int,
                      workdir: Path) -> dict[str, Any]:
     from benchmarks.wholerun import run_streaming
-    from flmon.harness.flower import FlowerFederation
-    from flmon.harness.ports import free_port
+    from flmon.stack.flower import FlowerFederation
+    from flmon.stack.ports import free_port
 
     baseline: list[dict[str, Any]] = []
     loaded: list[dict[str, Any]] = []

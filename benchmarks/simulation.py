@@ -1,6 +1,6 @@
 """Simulation runtime: a 1,000-client ``flwr run`` with flmon on and off.
 
-Flower's local simulation SuperLink (:class:`flmon.harness.simulation.LocalSimulation`)
+Flower's local simulation SuperLink (:class:`flmon.stack.simulation.LocalSimulation`)
 runs ``tests/apps/tinyfl`` with ``num-supernodes = 1000`` virtual clients (ServerApp in
 a ``flwr-simulation`` process, ClientApps in Ray actors), one round of train and
 evaluate over every client, with run config ``flmon = true`` and ``flmon = false``
@@ -61,7 +61,7 @@ class _TreeCpu(threading.Thread):
 
 
 def one_run(clients: int, instrumented: bool) -> dict[str, Any]:
-    from flmon.harness.simulation import LocalSimulation
+    from flmon.stack.simulation import LocalSimulation
 
     with LocalSimulation(clients) as sim:
         assert sim.superlink is not None and sim.superlink.pid is not None

@@ -1,6 +1,6 @@
 """Watch: the cost of one ``flmon watch`` poll at 1,000 nodes and 10,000 runs.
 
-A loopback server in a process of its own (``flmon.harness.control_api``) answers
+A loopback server in a process of its own (``flmon.stack.control_api``) answers
 ``ListNodes`` and ``ListRuns`` in Flower's wire format (protobuf over HTTP, Flower's own
 message classes, ``ListRuns`` paged as the SuperLink pages it) from a synthetic state.
 The watch's poller reads every node and every page of runs, the state aggregates them,
@@ -39,7 +39,7 @@ QUICK_SIZES = ((20, 100),)
 def _wire_bytes(nodes: int, runs: int, page: int) -> int:
     from flwr.proto.control_pb2 import ListNodesResponse, ListRunsResponse
 
-    from flmon.harness.control_api import synthetic_nodes, synthetic_runs
+    from flmon.stack.control_api import synthetic_nodes, synthetic_runs
 
     now = time.time()
     total = len(ListNodesResponse(nodes_info=synthetic_nodes(nodes, now)).SerializeToString())
@@ -58,7 +58,7 @@ def _calls(watch: Watch) -> int:
 
 def _one_size(nodes: int, runs: int, polls: int) -> dict[str, Any]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "flmon.harness.control_api", "--nodes", str(nodes),
+        [sys.executable, "-m", "flmon.stack.control_api", "--nodes", str(nodes),
          "--runs", str(runs)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert server.stdout is not None

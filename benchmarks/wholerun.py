@@ -3,7 +3,7 @@
 Three measurements:
 
 - ``federation``: real ``flower-superlink`` and ``flower-supernode`` processes on
-  loopback (:class:`flmon.harness.flower.FlowerFederation`) running
+  loopback (:class:`flmon.stack.flower.FlowerFederation`) running
   ``tests/apps/tinyfl`` (seeded data, FedAvg over every node) for several rounds, with
   run config ``flmon = true`` and ``flmon = false`` (instrumentation off on both sides),
   repetitions interleaved on the same SuperLink and SuperNodes. Figures: the wall time
@@ -78,7 +78,7 @@ def run_streaming(fed: Any, run_config: dict[str, Any], timeout: float = 900.0,
     Returns the wall time, Flower's strategy time, and round durations (time between
     consecutive ``[ROUND k/N]`` lines, the last round ending at the strategy's end).
     """
-    from flmon.harness.flower import CONNECTION, _bin, format_config
+    from flmon.stack.flower import CONNECTION, _bin, format_config
 
     argv = [_bin("flwr"), "run", str(APP.resolve()), CONNECTION, "--stream",
             "--run-config", format_config(run_config)]
@@ -129,7 +129,7 @@ def federation(rounds: int = 3, nodes: int = 2, repeat: int = 3,
     ServerApp's grid polls for replies), so wall time moves in 3 s steps while CPU time
     shows what the instrumentation actually costs.
     """
-    from flmon.harness.flower import FlowerFederation
+    from flmon.stack.flower import FlowerFederation
 
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     failures: list[dict[str, Any]] = []

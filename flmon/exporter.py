@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from flmon import registry_hub
+from flmon import registry as default_registries
 from flmon.serving import ConnectionLimits, HardenedHTTPServer
 
 __all__ = ["ConnectionLimits", "Exporter", "make_app", "start_exporter"]
@@ -162,7 +162,7 @@ def start_exporter(
         Bind address. Loopback by default: bind ``0.0.0.0`` on purpose, in a pod.
     registry
         The registry to expose; flmon's default registry
-        (:func:`flmon.registry_hub.default_registry`) when omitted, where ``instrument``
+        (:func:`flmon.registry.default_registry`) when omitted, where ``instrument``
         and ``track_training`` record by default. Never ``prometheus_client.REGISTRY``
         unless passed.
     certfile, keyfile
@@ -199,7 +199,7 @@ def start_exporter(
     if registry is None:
         from flmon.runlabel import run_labelled
 
-        registry = run_labelled(registry_hub.default_registry())  # adds run_id
+        registry = run_labelled(default_registries.default_registry())  # adds run_id
     if (certfile is None) != (keyfile is None):
         raise ValueError("TLS needs both certfile and keyfile")
     app = make_app(registry, authenticate=authenticate, health=health)

@@ -152,7 +152,7 @@ def default_recorder() -> LocalRecorder:
     if _default is None:
         with _default_lock:
             if _default is None:
-                from flmon.registry_hub import default_registry
+                from flmon.registry import default_registry
 
                 _default = LocalRecorder(default_registry())
     return _default

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from flmon.demo.faults import SCENARIOS
-from flmon.example_apps import EXAMPLE_NAMES as EXAMPLES
+from flmon.reference import EXAMPLE_NAMES as EXAMPLES
+from flmon.reference.faults import SCENARIOS
 
 
 def register(subparsers: Any) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flmon.example_apps import EXAMPLE_NAMES as EXAMPLES
+from flmon.reference import EXAMPLE_NAMES as EXAMPLES
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):

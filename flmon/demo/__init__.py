@@ -3,6 +3,5 @@
 A Flower federation (the hospitals or banks example) instrumented with flmon, a
 Pushgateway, Prometheus loaded with the rendered rules, AlertManager loaded with the
 rendered configuration, and a Slack-compatible receiver, all real processes on
-``127.0.0.1``. :mod:`flmon.demo.tabular` and :mod:`flmon.demo.faults` are shared by the
-example apps.
+``127.0.0.1`` (:mod:`flmon.stack`). The apps themselves are in :mod:`flmon.reference`.
 """

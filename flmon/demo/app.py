@@ -13,16 +13,16 @@ from typing import TextIO
 from flmon.demo import scenarios
 from flmon.demo.runner import (
     EXAMPLES,
-    EXAMPLES_DIR,
     AlertEvent,
     RoundRow,
     RunOutcome,
     ScenarioRun,
     centralized_baseline,
-    example_dir,
 )
 from flmon.demo.stack import ConfigValue, DemoStack
-from flmon.harness.slack_receiver import SlackMessage
+from flmon.reference import APPS_DIR as EXAMPLES_DIR
+from flmon.reference import app_dir as example_dir
+from flmon.stack.slack_receiver import SlackMessage
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ expected alerts to fire and, where the fault ended, to resolve.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import sys
@@ -23,34 +22,13 @@ from typing import Any
 from flmon.demo.config import LIVE_JOB, PUSHED_JOB
 from flmon.demo.scenarios import Scenario
 from flmon.demo.stack import ConfigValue, DemoStack
-from flmon.example_apps import EXAMPLES as EXAMPLES  # re-exported
-from flmon.harness.flower import CONNECTION, FlowerFederation, format_config
-from flmon.harness.process import ManagedProcess
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-
-
-def example_dir(example: str, examples_dir: Path = EXAMPLES_DIR) -> Path:
-    """The app directory of ``example``; ``FileNotFoundError`` if it is not there."""
-    if example not in EXAMPLES:
-        raise KeyError(f"unknown example {example!r}; choose from {', '.join(EXAMPLES)}")
-    path = examples_dir / example
-    if not (path / "pyproject.toml").is_file():
-        raise FileNotFoundError(f"{path}/pyproject.toml not found (run from the flmon repository)")
-    return path
-
-
-def app_config(app_dir: Path) -> dict[str, Any]:
-    """The ``[tool.flwr.app.config]`` defaults of an app."""
-    with open(app_dir / "pyproject.toml", "rb") as fh:
-        doc = tomllib.load(fh)
-    config: dict[str, Any] = doc["tool"]["flwr"]["app"]["config"]
-    return config
+from flmon.reference import APPS_DIR as EXAMPLES_DIR
+from flmon.reference import EXAMPLES as EXAMPLES  # re-exported
+from flmon.reference import app_config as app_config
+from flmon.reference import app_dir as example_dir
+from flmon.reference import load_task
+from flmon.stack.flower import CONNECTION, FlowerFederation, format_config
+from flmon.stack.process import ManagedProcess
 
 
 def _flwr_bin() -> str:
@@ -448,16 +426,11 @@ def centralized_baseline(example: str, num_nodes: int, rounds: int,
     Same hyperparameters as the federation, ``local-epochs x rounds`` epochs, scored on
     the same global test set the server uses. Imports TensorFlow in this process.
     """
-    from flmon.demo import tabular
+    from flmon.reference import tabular
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app = example_dir(example, examples_dir)
-    cfg = app_config(app)
-    sys.path.insert(0, str(app))
-    try:
-        task = importlib.import_module(f"{example}.task")
-    finally:
-        sys.path.remove(str(app))
+    cfg = app_config(example_dir(example, examples_dir))
+    task = load_task(example, examples_dir)
     union = task.load_union(num_nodes)
     weights = tabular.init_weights(task.NUM_FEATURES, task.HIDDEN_UNITS, int(cfg["seed"]))
     with _quiet_native_stderr():  # TensorFlow's C++ start-up lines would cut the table

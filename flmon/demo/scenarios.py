@@ -2,14 +2,14 @@
 the alerts each one is expected to raise.
 
 Fault timing is chosen so every alert both fires and (where recovery is possible)
-resolves within a short run; see :mod:`flmon.demo.faults` for what the ClientApps do.
+resolves within a short run; see :mod:`flmon.reference.faults` for what the ClientApps do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flmon.demo.faults import SCENARIOS
+from flmon.reference.faults import SCENARIOS
 
 ConfigValue = bool | int | float | str
 

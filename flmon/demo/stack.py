@@ -20,14 +20,14 @@ from typing import Any
 
 from flmon.config import FlmonConfig, parse_config
 from flmon.demo.config import demo_config, with_watch, write_config
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.flower import FlowerFederation
-from flmon.harness.ports import LOOPBACK, free_port
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.slack_receiver import SlackMessage, SlackReceiver
-from flmon.harness.watch import WatchProcess
 from flmon.render import render
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.flower import FlowerFederation
+from flmon.stack.ports import LOOPBACK, free_port
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.slack_receiver import SlackMessage, SlackReceiver
+from flmon.stack.watch import WatchProcess
 
 ConfigValue = bool | int | float | str
 NodeConfigFn = Callable[[int, int], Mapping[str, ConfigValue]]

@@ -7,9 +7,9 @@ minor releases.
 """
 
 from flmon.flower.legacy import InstrumentedLegacyStrategy
+from flmon.flower.localdp import LocalDpEpsilon, report_dp_epsilon
 from flmon.flower.mod import TelemetryMod, telemetry_mod
 from flmon.flower.strategy import InstrumentedStrategy, instrument
-from flmon.security.localdp import LocalDpEpsilon, report_dp_epsilon
 
 __all__ = [
     "InstrumentedLegacyStrategy",

@@ -52,7 +52,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy as LegacyStrategy
 
-from flmon import registry_hub
+from flmon import registry
 from flmon.flower import legacy_guard, legacy_telemetry
 from flmon.flower.recorder import ServerRecorder, error_name
 from flmon.flower.strategy import (
@@ -159,7 +159,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         self.num_rounds = num_rounds
         self.run_id: int | None = run_id
         self.secure_aggregation = secure_aggregation
-        self.metrics = metrics if metrics is not None else registry_hub.server_metrics()
+        self.metrics = metrics if metrics is not None else registry.server_metrics()
         self.recorder = ServerRecorder(
             self.metrics,
             ClientLabeler(max_client_labels, client_identity, pseudonym_key),

@@ -25,7 +25,7 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
-from flmon import registry_hub, telemetry
+from flmon import registry, telemetry
 from flmon.flower.arrays import layout, view
 from flmon.flower.recorder import ServerRecorder
 from flmon.flower.replies import Limits, MetricShape, triage, weight_of
@@ -214,7 +214,7 @@ class InstrumentedStrategy(Strategy):
             )
         check_options(update_sample_size, anomaly_threshold)
         self.strategy = strategy
-        self.metrics = metrics if metrics is not None else registry_hub.server_metrics()
+        self.metrics = metrics if metrics is not None else registry.server_metrics()
         self.recorder = ServerRecorder(
             self.metrics,
             ClientLabeler(max_client_labels, client_identity, pseudonym_key),

@@ -16,14 +16,11 @@ run-config hyperparameters; the training itself is :func:`flmon.privacy.model.tr
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -78,18 +75,6 @@ class FederationRun:
     """Accuracy of the final global model on the example's global test set."""
     epsilon: float | None = None
     delta: float | None = None
-
-
-def load_task(example: str, examples_dir: Path) -> ModuleType:
-    """Import ``<example>.task`` from the example's app directory (as ``flmon demo`` does)."""
-    app = examples_dir / example
-    if not (app / example / "task.py").is_file():
-        raise FileNotFoundError(f"{app / example / 'task.py'} not found")
-    sys.path.insert(0, str(app))
-    try:
-        return importlib.import_module(f"{example}.task")
-    finally:
-        sys.path.remove(str(app))
 
 
 def _arrays(content: Any) -> Weights:
@@ -316,7 +301,7 @@ def _run_federation(
     )
     from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg
 
-    from flmon.demo import tabular
+    from flmon.reference import tabular
 
     central = dp is not None and dp.mode == "central"
     local = dp if dp is not None and dp.mode == "local" else None

@@ -1,7 +1,7 @@
 """The reference apps' network in numpy: training, per-record losses and gradients.
 
 The examples train a one-hidden-layer ReLU network with a sigmoid output (see
-:mod:`flmon.demo.tabular`) with Keras' SGD (momentum 0.9) on binary cross-entropy. The
+:mod:`flmon.reference.tabular`) with Keras' SGD (momentum 0.9) on binary cross-entropy. The
 privacy test needs the same network with two things Keras does not give cheaply: the
 gradient of the loss of *each record* at a given model, and thousands of short, seeded
 training runs without importing TensorFlow. This module has both, in closed form.

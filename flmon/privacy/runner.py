@@ -28,17 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from flmon.example_apps import EXAMPLES as EXAMPLES  # re-exported
 from flmon.privacy import attack
 from flmon.privacy.federation import (
     DpSettings,
     FederationRun,
     TrainingConfig,
-    load_task,
     run_federation,
 )
+from flmon.reference import APPS_DIR, app_config, load_task
+from flmon.reference import EXAMPLES as EXAMPLES  # re-exported
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = APPS_DIR
 DP_MODES: tuple[str, ...] = ("central", "local")
 VIEWS: tuple[str, ...] = ("client_update", "release")
 HEADLINE_ATTACK = attack.ATTACKS[0]
@@ -110,8 +110,6 @@ class PrivacyTestOptions:
 
 
 def _app_config(options: PrivacyTestOptions) -> dict[str, Any]:
-    from flmon.demo.runner import app_config
-
     return app_config(options.examples_dir / options.example)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from flmon.harness.flower import FlowerFederation
+from prometheus_client.parser import text_string_to_metric_families
+
+from flmon.stack.flower import FlowerFederation
 
 _NODE_ID = re.compile(r"SuperNode ID: (\d+)")
 _ROUND = re.compile(r"\[ROUND (\d+)/(\d+)\]")
@@ -63,3 +66,25 @@ def flower_report(federation: FlowerFederation) -> FlowerReport:
 
 def log_path(federation: FlowerFederation) -> Path:
     return federation.workdir / "flwr-run.log"
+
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+"""Exposition samples by name: (labels without job and instance, value)."""
+
+
+def exposition_samples(text: str, job: str | None = None) -> Samples:
+    """The samples of an exposition text (of job ``job`` only, when given)."""
+    out: Samples = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if job is not None and sample.labels.get("job") != job:
+                continue
+            labels = {k: v for k, v in sample.labels.items() if k not in ("job", "instance")}
+            out[sample.name].append((labels, sample.value))
+    return out
+
+
+def sample_sum(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the ``name`` samples whose labels include ``labels``."""
+    return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x
+                                                            for k, x in labels.items()))

@@ -17,8 +17,8 @@ import yaml
 from flmon.config import ALERT_NAMES
 from flmon.demo.config import CHANNELS, SECURITY_CHANNEL
 from flmon.demo.stack import DemoStack
-from flmon.harness.slack_receiver import SlackMessage
 from flmon.render.rules import INHIBITIONS
+from flmon.stack.slack_receiver import SlackMessage
 from tests.e2e.amsignals import is_sentinel, sentinel, wait_inhibited
 
 

@@ -32,12 +32,12 @@ from flmon.config import FlmonConfig, parse_config
 from flmon.exporter import Exporter, start_exporter
 from flmon.flower import instrument
 from flmon.flower.recorder import ServerRecorder
-from flmon.harness.pushgateway import Pushgateway
 from flmon.labels import ClientLabeler
 from flmon.metrics import FlmonMetrics
 from flmon.privacy.report import push as push_privacy
 from flmon.render.datadog import composite_parts, render_datadog
 from flmon.security.dp import DpFigures
+from flmon.stack.pushgateway import Pushgateway
 from flmon.watch.collector import WatchState
 from flmon.watch.control import NodeView, RunView, Snapshot
 from tests.core.clientapps import make_app

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from flmon.harness.ports import free_port, is_listening
-from flmon.harness.process import ManagedProcess
-from flmon.harness.watch import scrape, value
 from flmon.ports import LIVE_PORT, LIVE_PORT_TRIES, WATCH_PORT, live_ports
+from flmon.stack.ports import free_port, is_listening
+from flmon.stack.process import ManagedProcess
+from flmon.stack.watch import scrape, value
 
 pytestmark = [pytest.mark.e2e]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flmon.demo.config import CHANNELS, SECURITY_CHANNEL
-from flmon.harness.slack_receiver import SlackMessage
+from flmon.stack.slack_receiver import SlackMessage
 from tests.e2e.scenario_run import finished_run
 from tests.e2e.support import flower_report, log_path, node_id
 

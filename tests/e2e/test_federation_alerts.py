@@ -33,14 +33,14 @@ from typing import Any, TypeVar
 import pytest
 
 from flmon.config import parse_config
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.flower import FlowerFederation
-from flmon.harness.ports import LOOPBACK, free_ports
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.slack_receiver import SlackMessage, SlackReceiver
-from flmon.harness.watch import WatchProcess, value
 from flmon.render import render, write
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.flower import FlowerFederation
+from flmon.stack.ports import LOOPBACK, free_ports
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.slack_receiver import SlackMessage, SlackReceiver
+from flmon.stack.watch import WatchProcess, value
 from tests.e2e.amsignals import is_sentinel, sentinel, wait_inhibited
 from tests.e2e.support import node_id
 

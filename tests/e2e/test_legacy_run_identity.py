@@ -19,11 +19,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.config import parse_config
-from flmon.harness.flower import FlowerFederation
-from flmon.harness.ports import free_ports
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
 from flmon.render import render, write
+from flmon.stack.flower import FlowerFederation
+from flmon.stack.ports import free_ports
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 
 from flmon.config import parse_config
 from flmon.exporter import start_exporter
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.ports import free_ports
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
 from flmon.metrics import FlmonMetrics
 from flmon.push import Pusher
 from flmon.render import render, write
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.ports import free_ports
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
 
 T = TypeVar("T")
 

@@ -27,13 +27,13 @@ import pytest
 import yaml
 
 from flmon.config import parse_config
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.flower import FlowerFederation, RunResult
-from flmon.harness.ports import free_ports
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
-from flmon.harness.watch import WatchProcess
 from flmon.render import render, write
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.flower import FlowerFederation, RunResult
+from flmon.stack.ports import free_ports
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
+from flmon.stack.watch import WatchProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -23,14 +23,14 @@ import yaml
 
 from flmon.config import parse_config
 from flmon.flower.recorder import ServerRecorder
-from flmon.harness.alertmanager import AlertManager
-from flmon.harness.ports import free_ports
-from flmon.harness.prometheus import Prometheus
-from flmon.harness.pushgateway import Pushgateway
 from flmon.labels import ClientLabeler
 from flmon.metrics import FlmonMetrics
 from flmon.push import Pusher
 from flmon.render import render, write
+from flmon.stack.alertmanager import AlertManager
+from flmon.stack.ports import free_ports
+from flmon.stack.prometheus import Prometheus
+from flmon.stack.pushgateway import Pushgateway
 from flmon.telemetry import REJECT_REASONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -21,10 +21,10 @@ from flmon.demo.config import PUSHED_JOB, SECURITY_CHANNEL
 from flmon.demo.runner import push_privacy_figures
 from flmon.demo.stack import DemoStack
 from flmon.flower.recorder import ServerRecorder
-from flmon.harness.slack_receiver import SlackMessage
 from flmon.labels import ClientLabeler
 from flmon.metrics import FlmonMetrics
 from flmon.report import ReportRequest, write_report
+from flmon.stack.slack_receiver import SlackMessage
 
 THRESHOLD = 0.6  # flmon's default alerts.FLPrivacyLeakage.threshold, the demo's too
 

@@ -22,10 +22,10 @@ from flmon.demo.config import CHANNELS, PUSHED_JOB, SECURITY_CHANNEL
 from flmon.demo.scenarios import ANOMALY_THRESHOLD
 from flmon.demo.stack import DemoStack
 from flmon.flower.recorder import ServerRecorder
-from flmon.harness.slack_receiver import SlackMessage
 from flmon.labels import ClientLabeler
 from flmon.metrics import FlmonMetrics
 from flmon.security.dp import DpFigures
+from flmon.stack.slack_receiver import SlackMessage
 
 CLIENT = 4242
 

@@ -4,7 +4,7 @@ benchmarks only (no Datadog Agent, Elasticsearch or Slack is needed).
 * :class:`UdpReceiver`: a DogStatsD listener collecting datagrams.
 * :class:`FakeElasticsearch`: ``_bulk`` answered as Elasticsearch answers it (product
   header, NDJSON parsing, per-item statuses, ``create`` conflicts, scripted 429/5xx).
-* :class:`FakeSlack`: the harness's Slack receiver (scripted answers) under the sink
+* :class:`FakeSlack`: the stack's Slack receiver (scripted answers) under the sink
   tests' names.
 * :func:`closed_port`, :class:`BlackHole`, :class:`SlowHttpServer`,
   :class:`SlowUnixReader`: the fault endpoints.
@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from flmon.harness.ports import LOOPBACK
-from flmon.harness.ports import free_port as closed_port
-from flmon.harness.slack_receiver import (
+from flmon.stack.ports import LOOPBACK
+from flmon.stack.ports import free_port as closed_port
+from flmon.stack.slack_receiver import (
     CHANNEL_NOT_FOUND,
     OK,
     RATE_LIMITED,
@@ -313,7 +313,7 @@ class FakeElasticsearch(_Server):
 
 
 class FakeSlack(SlackReceiver):
-    """:class:`flmon.harness.slack_receiver.SlackReceiver`, started at once, with
+    """:class:`flmon.stack.slack_receiver.SlackReceiver`, started at once, with
     ``webhook_url()`` (a URL whose path looks like a real webhook's secret), ``posts``
     and ``close()``."""
 

@@ -22,6 +22,8 @@ from flwr.superlink.cli.flower_superlink import _parse_args_run_superlink
 from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
 from helmchart import CHART, NAMESPACE, REPO, by_kind, containers, manifests, one, render
 
+from flmon.reference import app_dir
+
 KPS = yaml.safe_load((CHART / "ci" / "kube-prometheus-stack-values.yaml").read_text())
 ECHO_ARGS = '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n'
 
@@ -216,8 +218,8 @@ def test_run_config_keys_exist_in_the_reference_apps() -> None:
     assert keys == {"flmon-exporter-port", "flmon-exporter-addr", "flmon-pushgateway",
                     "num-nodes"}
     for app in ("healthcare", "fraud"):
-        declared = get_project_config(REPO / "examples" / app)["tool"]["flwr"]["app"]["config"]
-        assert keys <= set(declared), f"examples/{app} lacks {keys - set(declared)}"
+        declared = get_project_config(app_dir(app))["tool"]["flwr"]["app"]["config"]
+        assert keys <= set(declared), f"flmon/reference/{app} lacks {keys - set(declared)}"
     user = render({"federation": {"run": {"chartRunConfig": False,
                                           "runConfig": {"num-server-rounds": 3}}}})
     env = {e["name"]: e.get("value") for e in one(manifests(user), "Job", "flmon-run-1")

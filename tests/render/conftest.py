@@ -116,3 +116,17 @@ def flmon_main(*args: str) -> subprocess.CompletedProcess[str]:
 def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60, cwd=cwd,
                           check=False)
+
+
+def am_config(out: Path, tmp_path: Path, url: str = "http://127.0.0.1:9/hook") -> Path:
+    """The rendered alertmanager.yml, its api_url_file pointed at a file that exists."""
+    hook = tmp_path / "slack-webhook-url"
+    hook.write_text(url + "\n", encoding="utf-8")
+    text = (out / "alertmanager/alertmanager.yml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    files = {c["api_url_file"] for r in doc["receivers"] for c in r["slack_configs"]}
+    assert files == {"/etc/alertmanager/secrets/slack-webhook-url"}
+    path = out / "alertmanager/alertmanager-test.yml"
+    path.write_text(text.replace("/etc/alertmanager/secrets/slack-webhook-url", str(hook)),
+                    encoding="utf-8")
+    return path

@@ -10,8 +10,8 @@ from flwr.clientapp.mod import LocalDpMod
 from flwr.serverapp.strategy import FedAvg
 
 from flmon.flower import LocalDpEpsilon, TelemetryMod, instrument, report_dp_epsilon
+from flmon.flower.localdp import STATE_KEY
 from flmon.metrics import FlmonMetrics
-from flmon.security.localdp import STATE_KEY
 from flmon.training import LocalRecorder
 from tests.core.ingrid import InProcessGrid
 

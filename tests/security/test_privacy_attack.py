@@ -11,8 +11,8 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
 
-from flmon.demo import tabular
 from flmon.privacy import attack, model
+from flmon.reference import tabular
 
 FEATURES = 10
 HIDDEN = 8

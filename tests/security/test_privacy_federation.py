@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from flmon.demo.tabular import Split
 from flmon.privacy import attack
 from flmon.privacy.federation import TrainingConfig, run_federation
+from flmon.reference.tabular import Split
 
 FEATURES = 10
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from flmon.harness.control_api import SyntheticControlApi, synthetic_nodes, synthetic_runs
-from flmon.harness.ports import free_port
+from flmon.stack.control_api import SyntheticControlApi, synthetic_nodes, synthetic_runs
+from flmon.stack.ports import free_port
 from flmon.watch.control import ControlPoller, PollError
 
 

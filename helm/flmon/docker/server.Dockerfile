@@ -1,6 +1,7 @@
 # SuperLink image of the flmon reference deployment. The ServerApp of each run executes in
 # this container (a SuperLink subprocess), and the run-submission Job uses it for `flwr run`,
-# so it carries flmon with Flower and Keras, and the reference Flower apps under /app/examples.
+# so it carries flmon with Flower and Keras, and the reference Flower apps (flmon/reference)
+# under /app/examples.
 #
 # Build from the repository root:
 #   docker build -f helm/flmon/docker/server.Dockerfile -t flmon/server:0.1.0 .
@@ -18,7 +19,8 @@ COPY flmon ./flmon
 # (the reference apps load their data sets from scikit-learn; the DP variant uses flwr[dp]).
 RUN pip install ".[flower,keras]" "flwr[dp]>=1.42,<1.43" "scikit-learn>=1.4" && rm -rf /src
 
-COPY examples /app/examples
+COPY flmon/reference/healthcare /app/examples/healthcare
+COPY flmon/reference/fraud /app/examples/fraud
 
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin flmon
