@@ -194,7 +194,8 @@ def test_composite_queries_link_to_the_parts_ids() -> None:
 
 
 def test_without_the_watch_datadog_cannot_tell_a_run_is_in_progress() -> None:
-    files = render(parse_config(with_changes(minimal_data(), scrape__pushgateway__enabled=False)))
+    files = render(parse_config(with_changes(minimal_data(), scrape__pushgateway__enabled=False,
+                                             scrape__watch__enabled=False)))
     assert "datadog/monitors/FLExporterDown.json" not in files  # it would page between runs
     conf = yaml.safe_load(files["datadog/conf.yaml"])
     assert [i["openmetrics_endpoint"] for i in conf["instances"]] == [

@@ -32,7 +32,7 @@ LEGACY_PANEL_TYPES = {"graph", "singlestat", "table-old", "grafana-piechart-pane
 CONFIGS: dict[str, dict[str, Any]] = {
     "example": example_data(),
     # No flmon watch (the federation row is absent), every threshold at its default.
-    "minimal": minimal_data(),
+    "minimal": with_changes(minimal_data(), scrape__watch__enabled=False),
     # The watch on, other thresholds, one alert disabled.
     "custom": with_changes(
         minimal_data(), scrape__watch__enabled=True,
