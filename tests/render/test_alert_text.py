@@ -23,6 +23,7 @@ from flmon.alerts import quality, security
 from flmon.config import parse_config
 from flmon.render import render
 from flmon.render.prometheus import RULES_PATH
+from flmon.render.rules import RECORDING_RULE_NAMES
 
 from .conftest import example_data, run_tool
 
@@ -251,6 +252,55 @@ CASES: list[dict[str, Any]] = [
                      "on."))),
 ]
 
+L12 = {**LIVE, "run_id": "12"}
+
+
+def both(name: str, labels: dict[str, str], values: str) -> list[dict[str, str]]:
+    """The same series on the live exporter and the Pushgateway (counted once)."""
+    return [series(name, {**L12, **labels}, values), series(name, {**R12, **labels}, values)]
+
+
+def sample(record: str, value: float, **more: str) -> dict[str, Any]:
+    inner = ", ".join(f'{k}="{v}"' for k, v in {"federation": "default", **more}.items())
+    return {"labels": f"{record}{{{inner}}}", "value": value}
+
+
+RECORDED: dict[str, Any] = {
+    "name": "the recording rules count a value carried by both paths once",
+    "interval": "1m",
+    "input_series": [
+        *both("fl_dp_epsilon_spent", {}, "6x20"),
+        *both("fl_dp_epsilon_budget", {}, "8x20"),
+        series("fl_dp_epsilon_spent", {**R13}, "3x20"),
+        series("fl_dp_epsilon_budget", {**R13}, "0x20"),  # unbounded: no ratio
+        *both("fl_clients_failed", {"phase": "train"}, "1x20"),
+        *both("fl_clients_selected", {"phase": "train"}, "4x20"),
+        *both("fl_client_failures_total", {"client": "site-a", "phase": "train",
+                                           "error": "timeout"}, "0+30x20"),
+        *both("fl_client_failures_total", {"client": "site-a", "phase": "evaluate",
+                                           "error": "node_unavailable"}, "0+30x20"),
+        *both("fl_rounds_completed_total", {}, "0+6x20"),
+        *both("fl_model_updates_total", {"client": "site-a"}, "0+30x20"),
+        *both("fl_model_updates_total", {"client": "site-b"}, "0+90x20"),
+    ],
+    "promql_expr_test": [
+        {"expr": "federation:fl_dp_epsilon_budget_used:ratio", "eval_time": "10m",
+         "exp_samples": [sample("federation:fl_dp_epsilon_budget_used:ratio", 0.75,
+                                run_id="12")]},
+        {"expr": "federation:fl_clients_failed:ratio", "eval_time": "10m",
+         "exp_samples": [sample("federation:fl_clients_failed:ratio", 0.25, run_id="12",
+                                phase="train")]},
+        {"expr": "federation_client:fl_client_failures:rate5m", "eval_time": "10m",
+         "exp_samples": [sample("federation_client:fl_client_failures:rate5m", 1.0,
+                                run_id="12", client="site-a")]},
+        {"expr": "federation:fl_rounds_completed:rate5m", "eval_time": "10m",
+         "exp_samples": [sample("federation:fl_rounds_completed:rate5m", 0.1, run_id="12")]},
+        {"expr": "federation:fl_model_updates:rate5m", "eval_time": "10m",
+         "exp_samples": [sample("federation:fl_model_updates:rate5m", 2.0, run_id="12")]},
+    ],
+}
+"""The recording rules (dashboards read them, FLPrivacyBudget* alert on the first)."""
+
 WATCH_ALERTS = ("FLSuperLinkDown", "FLNodeOffline", "FLRunFailed")
 """Rendered only with ``scrape.watch`` enabled (the example enables it, the defaults do not)."""
 
@@ -275,16 +325,17 @@ def _promtool_test(promtool: str, tmp_path: Path, data: dict[str, Any],
     rules.write_text(render(parse_config(data), only=["prometheus"])[RULES_PATH],
                      encoding="utf-8")
     test = tmp_path / "literal.yaml"
-    test.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m",
-                                    "tests": cases}, sort_keys=False), encoding="utf-8")
+    doc = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": [*cases, RECORDED]}
+    test.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     result = run_tool(promtool, "test", "rules", str(test))
     assert result.returncode in (0, 1), result.stdout + result.stderr
     return "" if result.returncode == 0 else result.stdout + result.stderr
 
 
-def test_every_alert_has_a_literal_case() -> None:
+def test_every_alert_and_recording_rule_has_a_literal_case() -> None:
     checked = {c["alertname"] for t in CASES for c in t["alert_rule_test"] if c["exp_alerts"]}
     assert checked == set(SUMMARIES)
+    assert {t["expr"] for t in RECORDED["promql_expr_test"]} == set(RECORDING_RULE_NAMES)
     rendered = {r["alert"] for g in yaml.safe_load(
         render(parse_config(example_data()), only=["prometheus"])[RULES_PATH])["groups"]
         for r in g["rules"] if "alert" in r}
