@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import pytest
 
+from flmon import alerts
 from flmon.alerts.exprs import dedupe, window_increase
 from flmon.alerts.spec import duration_seconds, runbook_anchor
 from flmon.alerts.text import num, percent, seconds_text
 from flmon.config import parse_config
-from flmon.render.rules import prometheus_rule, rule_groups, selector, watch_selector
+from flmon.render.rules import (
+    alert_ctx,
+    alert_rules,
+    prometheus_rule,
+    rule_groups,
+    selector,
+    watch_selector,
+)
 
 from .conftest import example_data, minimal_data, with_changes
 
@@ -117,3 +125,20 @@ def test_with_every_alert_disabled_only_the_recording_rules_remain() -> None:
         "FLPrivacyLeakage")}
     groups = rule_groups(parse_config(data))
     assert [g["name"] for g in groups] == ["flmon-hospitals_eu-recording"]
+
+
+def test_disabled_alerts_leave_the_others_in_order() -> None:
+    cfg = parse_config(with_changes(example_data(), alerts__FLRoundStalled={"enabled": False},
+                                    alerts__FLExporterDown={"enabled": False}))
+    assert [r.alert for r in alert_rules(cfg)] == [
+        "FLLowTrainingAccuracy", "FLModelAccuracyDropped", "FLNoModelUpdates",
+        "FLClientDropout", "FLClientUpdateAnomaly", "FLPrivacyBudgetNearlyExhausted",
+        "FLPrivacyBudgetExhausted", "FLTelemetryRejected", "FLSuperLinkDown",
+        "FLNodeOffline", "FLRunFailed", "FLPrivacyLeakage"]
+
+
+def test_an_alerts_context_carries_the_datadog_namespace() -> None:
+    cfg = parse_config(with_changes(example_data(), datadog__namespace="fl_prod"))
+    node = alerts.get("FLNodeOffline")
+    assert node.monitor(alert_ctx(cfg, node)).query == (
+        "max(last_5m):min:fl_prod.fl_supernode_online{federation:default} by {client} < 1")
