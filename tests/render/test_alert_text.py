@@ -230,9 +230,9 @@ CASES: list[dict[str, Any]] = [
                      "SuperNode site-b of federation default is offline: the SuperLink missed "
                      "its heartbeats. It takes no part in rounds until it is back (or is "
                      "unregistered)."))),
-    case("a run failed at 10m",
+    case("a run failed at 10m, while a run completes every minute",
          [series("fl_runs_finished_total", {**WATCH, "result": "failed"}, "2x9 3x30"),
-          series("fl_runs_finished_total", {**WATCH, "result": "completed"}, "5x40")],
+          series("fl_runs_finished_total", {**WATCH, "result": "completed"}, "5+1x40")],
          check("FLRunFailed", "15m",
                alert("FLRunFailed", labels("warning", "platform"),
                      "1 run(s) of federation default ended with the failed sub-status in the "

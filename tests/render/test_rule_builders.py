@@ -83,6 +83,13 @@ def test_selectors_of_the_default_configuration() -> None:
     assert selector(live_only) == '{job="flmon-exporter",federation="hospitals_eu"}'
     pushed_only = parse_config(with_changes(minimal_data(), scrape__live={"enabled": False}))
     assert selector(pushed_only) == '{job="flmon",federation="hospitals_eu"}'
+    own_job = parse_config(with_changes(example_data(), scrape__watch__job="fl-watch"))
+    assert watch_selector(own_job, 'result="failed"') == (
+        '{job="fl-watch",federation="default",result="failed"}')
+    # without scrape.watch the dashboards' watch panels read the default job
+    assert not parse_config(minimal_data()).scrape.watch.enabled
+    assert watch_selector(parse_config(minimal_data())) == (
+        '{job="flmon-watch",federation="hospitals_eu"}')
 
 
 def test_rule_groups_and_the_prometheusrule_object() -> None:
