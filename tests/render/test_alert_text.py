@@ -90,6 +90,10 @@ R13 = {**PUSHED, "run_id": "13"}
 LOW = "FLLowTrainingAccuracy"
 DROP = "FLModelAccuracyDropped"
 
+BETWEEN_RUNS = ("the live exporter is gone; the Pushgateway still holds a crashed run's "
+                "fl_run_active 1, but the watch sees no run running: no alert")
+"""With ``scrape.watch`` only: without it the Pushgateway's word is all there is."""
+
 CASES: list[dict[str, Any]] = [
     case("two runs at once, both below the lines: each alert names its run",
          [*run("12"), *run("13"),
@@ -208,6 +212,10 @@ CASES: list[dict[str, Any]] = [
                      "Prometheus cannot scrape flmon-exporter (127.0.0.1:9464) of "
                      "federation default: alerts and dashboards of this federation are "
                      "blind."))),
+    case(BETWEEN_RUNS,
+         [series("fl_run_active", R12, "1x20"), series("up", PG_UP, "1x20"),
+          series("up", LIVE, "0x20"), series("fl_runs", {**WATCH, "status": "running"}, "0x20")],
+         check("FLExporterDown", "10m")),
     case("the SuperLink does not answer the watch",
          [series("up", WATCH, "1x20"), series("fl_superlink_up", WATCH, "0x20")],
          check("FLSuperLinkDown", "5m",
@@ -315,7 +323,8 @@ BUILT_IN_DEFAULTS: dict[str, Any] = {
 def _without_watch(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The cases with nothing expected of the alerts that read ``flmon watch``."""
     return [{**t, "alert_rule_test": [{**c, "exp_alerts": []} if c["alertname"] in WATCH_ALERTS
-                                      else c for c in t["alert_rule_test"]]} for t in cases]
+                                      else c for c in t["alert_rule_test"]]}
+            for t in cases if t["name"] != BETWEEN_RUNS]
 
 
 def _promtool_test(promtool: str, tmp_path: Path, data: dict[str, Any],
