@@ -149,3 +149,10 @@ def test_an_alerts_context_carries_the_datadog_namespace() -> None:
     node = alerts.get("FLNodeOffline")
     assert node.monitor(alert_ctx(cfg, node)).query == (
         "max(last_5m):min:fl_prod.fl_supernode_online{federation:default} by {client} < 1")
+
+
+def test_a_live_exporter_alone_is_down_when_it_is_not_up_or_absent() -> None:
+    cfg = parse_config(with_changes(minimal_data(), scrape__pushgateway={"enabled": False}))
+    (rule,) = [r for r in alert_rules(cfg) if r.alert == "FLExporterDown"]
+    assert rule.expr == ('up{job="flmon-exporter",federation="hospitals_eu"} == 0\nor\n'
+                         'absent(up{job="flmon-exporter",federation="hospitals_eu"})')
