@@ -156,3 +156,9 @@ def test_a_live_exporter_alone_is_down_when_it_is_not_up_or_absent() -> None:
     (rule,) = [r for r in alert_rules(cfg) if r.alert == "FLExporterDown"]
     assert rule.expr == ('up{job="flmon-exporter",federation="hospitals_eu"} == 0\nor\n'
                          'absent(up{job="flmon-exporter",federation="hospitals_eu"})')
+
+
+def test_the_federation_selector_of_any_job() -> None:
+    ctx = alert_ctx(parse_config(example_data()), alerts.get("FLPrivacyLeakage"))
+    assert ctx.fed_sel() == '{federation="default"}'
+    assert ctx.fed_sel('dp="on"') == '{federation="default",dp="on"}'
