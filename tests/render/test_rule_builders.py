@@ -94,7 +94,7 @@ def test_selectors_of_the_default_configuration() -> None:
 
 def test_rule_groups_and_the_prometheusrule_object() -> None:
     cfg = parse_config(with_changes(minimal_data(), prometheus__rule_labels={
-        "release": "kps", "app": "x"}))
+        "release": "kps", "app": "x"}, prometheus__runbook_url="https://wiki.example.org/fl"))
     groups = rule_groups(cfg)
     assert [(g["name"], g["interval"]) for g in groups] == [
         ("flmon-hospitals_eu-recording", "15s"), ("flmon-hospitals_eu-alerts", "15s")]
@@ -107,7 +107,8 @@ def test_rule_groups_and_the_prometheusrule_object() -> None:
     assert (first["alert"], first["for"]) == ("FLLowTrainingAccuracy", "5m")
     assert first["labels"] == {"severity": "warning", "team": "ml", "federation": "hospitals_eu"}
     assert list(first["annotations"]) == ["summary", "description", "runbook_url"]
-    assert first["annotations"]["runbook_url"] == "docs/runbooks.md#fllowtrainingaccuracy"
+    assert first["annotations"]["runbook_url"] == (
+        "https://wiki.example.org/fl#fllowtrainingaccuracy")
 
     obj = prometheus_rule(cfg)
     assert obj["apiVersion"] == "monitoring.coreos.com/v1"
