@@ -24,6 +24,11 @@ What differs on the legacy path:
   ``run_id`` label) and part of the Pushgateway grouping key, as with the Message API
   wrapper; nothing is pushed before it is known, so no ``run_id="unknown"`` group is
   left behind.
+- Nothing to aggregate: when the guard sets every result of a phase aside (a tie of
+  metric key sets without history is ``undecided_metric_keys``, the same rule as the
+  Message API guard's), the wrapped strategy is not called; the wrapper returns
+  ``(None, {})``, on which Flower's legacy loop keeps the previous global parameters
+  (train) or records no loss (evaluate), and the run goes on.
 - Secure aggregation (SecAgg+): every result carries the same aggregate, so per-client
   update indicators cannot be computed; the wrapper says so
   (``fl_update_indicators_available`` 0 and a log line) instead of exporting zeros.
@@ -55,6 +60,7 @@ from flwr.server.strategy import Strategy as LegacyStrategy
 from flmon import registry
 from flmon.flower import legacy_guard, legacy_telemetry
 from flmon.flower.recorder import ServerRecorder, error_name
+from flmon.flower.shapes import MetricShape
 from flmon.flower.strategy import (
     _flwr_version,
     check_options,
@@ -186,6 +192,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         self._selected: dict[str, set[int]] = {}
         self._awaiting_train = False
         self._sent: list[Any] | None = None
+        self._reference: dict[str, MetricShape] = {}
         self._told_unavailable = False
 
     # -- delegation --------------------------------------------------------------------
@@ -411,13 +418,20 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             error = common if unattributed else "no_reply"
             self._safely("failure", rec.failure, phase, node, error)
         if self.quarantine:
-            reference = self._sent if phase == "train" else None
-            checked = legacy_guard.check(results, cleaned, reference, secure)
+            global_arrays = self._sent if phase == "train" else None
+            checked = legacy_guard.check(results, cleaned, global_arrays, secure,
+                                         reference=self._reference.get(phase),
+                                         selected=len(self._selected.get(phase, ())))
+            if checked.reference is not None:
+                self._reference.setdefault(phase, checked.reference)
         else:
             checked = legacy_guard.Checked(kept=list(results))
         for proxy, reason in checked.quarantined:
             self._safely("quarantine", rec.quarantined, phase, legacy_guard.node_id(proxy),
                          reason)
+        if checked.quarantined and not checked.kept:
+            self._safely("nothing aggregated", rec.nothing_aggregated, phase,
+                         len(checked.quarantined))
         for proxy, res in checked.kept:
             node = legacy_guard.node_id(proxy)
             self._safely("client metrics", rec.client_metrics, phase, node,
@@ -476,6 +490,14 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
                 self._safely("update", rec.model_update, legacy_guard.node_id(proxy))
             if self.update_stats and not secure and kept:
                 self._safely("update stats", self._update_indicators, checked, kept)
+            if checked.quarantined and not kept:
+                # Every result set aside (undecided key sets...): the wrapped strategy
+                # never sees them. (None, {}) is Flower's "no update": the legacy loop
+                # keeps the previous global parameters.
+                self._safely("aggregation failure", lambda: rec.aggregation_failed("train"))
+                self._safely("dp", self._record_dp)
+                self._push()
+                return None, {}
             try:
                 parameters, metrics = self._delegate(self.strategy.aggregate_fit,
                                                      server_round, kept, failures)
@@ -497,7 +519,10 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         failures: Failures,
     ) -> tuple[float | None, dict[str, Scalar]]:
         with log_context(round=server_round, phase="evaluate"):
-            kept, _ = self._receive("evaluate", list(results), list(failures), False)
+            kept, checked = self._receive("evaluate", list(results), list(failures), False)
+            if checked.quarantined and not kept:
+                self._safely("round end", self._complete_round)
+                return None, {}
             try:
                 loss, metrics = self._delegate(self.strategy.aggregate_evaluate,
                                                server_round, kept, failures)

@@ -9,6 +9,12 @@ or spread NaN, and a client whose metric keys differ from the others' makes a
 ``fit_metrics_aggregation_fn`` that indexes ``m["accuracy"]`` raise. :func:`check`
 sets such results aside, with a reason, and keeps the rest.
 
+The metric key set a round is judged against is settled by the same rule as on the
+Message API (:func:`flmon.flower.shapes.judge`): the one established in an earlier
+round of the phase, else a strict majority backed by at least two results; anything
+else (1 vs 1, 2 vs 2, a plurality, a lone result whose peers failed) sets every result
+aside as ``undecided_metric_keys``, and the round aggregates nothing.
+
 Large but valid ``num_examples`` are not bounded here: no server can tell a big
 client from one that lies about its size.
 """
@@ -16,7 +22,6 @@ client from one that lies about its size.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +31,13 @@ from flwr.common import EvaluateRes, FitRes, parameters_to_ndarrays
 from flwr.server.client_proxy import ClientProxy
 from numpy.typing import NDArray
 
+from flmon.flower.shapes import SHAPE_REASONS, MetricShape, judge, metric_shape
+
 LEGACY_REASONS: tuple[str, ...] = (
     "num_examples",
     "non_finite_metrics",
-    "inconsistent_metric_keys",
     "malformed_arrays",
+    *SHAPE_REASONS,
 )
 """Reasons (``fl_replies_quarantined_total{reason}``) used on the legacy path."""
 
@@ -39,12 +46,26 @@ Arrays = list[NDArray[Any]]
 
 @dataclass
 class Checked:
-    """Results sorted for aggregation; ``arrays`` holds the decoded arrays of kept
-    train results, by node id (absent under secure aggregation)."""
+    """Results sorted for aggregation.
+
+    Attributes
+    ----------
+    kept
+        Results to aggregate, in their order.
+    arrays
+        The decoded arrays of kept train results, by node id (absent under secure
+        aggregation).
+    quarantined
+        Results set aside, each with its reason.
+    reference
+        The metric shape that judges later rounds of the phase, or None (as
+        :attr:`flmon.flower.replies.Triage.reference`).
+    """
 
     kept: list[tuple[ClientProxy, Any]] = field(default_factory=list)
     arrays: dict[int, Arrays] = field(default_factory=dict)
     quarantined: list[tuple[ClientProxy, str]] = field(default_factory=list)
+    reference: MetricShape | None = None
 
 
 def node_id(proxy: ClientProxy) -> int:
@@ -78,17 +99,14 @@ def _array_problem(arrays: Arrays, reference: Sequence[NDArray[Any]]) -> bool:
     return False
 
 
-def _majority(key_sets: Sequence[frozenset[str]]) -> frozenset[str]:
-    counts = Counter(key_sets)
-    best = max(counts.values())
-    return min((keys for keys, n in counts.items() if n == best), key=lambda k: sorted(k))
-
-
 def check(
     results: Sequence[tuple[ClientProxy, FitRes | EvaluateRes]],
     metrics: Mapping[int, Mapping[str, Any]],
-    reference: Sequence[NDArray[Any]] | None = None,
+    global_arrays: Sequence[NDArray[Any]] | None = None,
     secure: bool = False,
+    *,
+    reference: MetricShape | None = None,
+    selected: int | None = None,
 ) -> Checked:
     """Split legacy results into kept and quarantined ones.
 
@@ -98,13 +116,19 @@ def check(
         The phase's results (status OK).
     metrics
         Each result's metrics by position in ``results``, flmon telemetry removed.
-    reference
+    global_arrays
         The global arrays sent this round (train); arrays are checked against them.
     secure
         Secure aggregation: every result carries the same aggregate, not its own arrays.
+    reference
+        The metric shape established in an earlier round of this phase (the first
+        :attr:`Checked.reference` that was not None), or None.
+    selected
+        How many nodes the phase was sent to (None: unknown); as for
+        :func:`flmon.flower.replies.triage`.
     """
     out = Checked()
-    candidates: list[tuple[ClientProxy, Any, frozenset[str], Arrays | None]] = []
+    candidates: list[tuple[ClientProxy, Any, MetricShape, Arrays | None]] = []
     for index, (proxy, res) in enumerate(results):
         values = metrics.get(index, {})
         if not _good_examples(res.num_examples):
@@ -116,22 +140,25 @@ def check(
             out.quarantined.append((proxy, "non_finite_metrics"))
             continue
         arrays: Arrays | None = None
-        if isinstance(res, FitRes) and not secure and reference is not None:
+        if isinstance(res, FitRes) and not secure and global_arrays is not None:
             try:
                 arrays = parameters_to_ndarrays(res.parameters)
             except Exception:  # garbage bytes from a client  # noqa: BLE001
                 arrays = None
-            if arrays is None or _array_problem(arrays, reference):
+            if arrays is None or _array_problem(arrays, global_arrays):
                 out.quarantined.append((proxy, "malformed_arrays"))
                 continue
-        candidates.append((proxy, res, frozenset(values), arrays))
-    if candidates:
-        majority = _majority([keys for _, _, keys, _ in candidates])
-        for proxy, res, keys, arrays in candidates:
-            if keys != majority:
-                out.quarantined.append((proxy, "inconsistent_metric_keys"))
-                continue
-            out.kept.append((proxy, res))
-            if arrays is not None:
-                out.arrays[node_id(proxy)] = arrays
+        candidates.append((proxy, res, metric_shape(values), arrays))
+    if not candidates:
+        return out
+    verdict = judge([shape for _, _, shape, _ in candidates], reference, selected,
+                    len(out.quarantined))
+    for (proxy, res, _, arrays), reason in zip(candidates, verdict.reasons, strict=True):
+        if reason is not None:
+            out.quarantined.append((proxy, reason))
+            continue
+        out.kept.append((proxy, res))
+        if arrays is not None:
+            out.arrays[node_id(proxy)] = arrays
+    out.reference = verdict.reference
     return out

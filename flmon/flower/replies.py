@@ -7,7 +7,8 @@ of the wrong shape or dtype. One misbehaving or hostile client could so stop a w
 federation or hand it its model. :func:`triage` sets such replies aside, each with a
 reason from :data:`QUARANTINE_REASONS`, and keeps the rest.
 
-What a reply is judged against is settled from evidence one client cannot manufacture:
+What a reply is judged against is settled from evidence one client cannot manufacture
+(by :func:`flmon.flower.shapes.judge`, the same rule as the legacy guard's):
 
 - the *metric shape* (key set, and per key a number or a list of a given length)
   established in an earlier round of the same phase: once there is one, a reply that
@@ -33,7 +34,6 @@ global arrays sent, read from their bytes (see :mod:`.arrays`).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,11 @@ from typing import Any
 from flwr.app import ArrayRecord, Message, MetricRecord
 
 from flmon.flower.arrays import ArrayFormatError, Layout, layout
+from flmon.flower.shapes import MIN_ESTABLISHING_VOTES as MIN_ESTABLISHING_VOTES
+from flmon.flower.shapes import SCALAR as SCALAR
+from flmon.flower.shapes import MetricShape as MetricShape
+from flmon.flower.shapes import judge
+from flmon.flower.shapes import metric_shape as metric_shape
 
 QUARANTINE_REASONS = (
     "array_records",
@@ -58,16 +63,6 @@ QUARANTINE_REASONS = (
     "non_finite_arrays",
 )
 """Every reason a reply can be set aside for (``fl_replies_quarantined_total{reason}``)."""
-
-SCALAR = -1
-"""Kind of a number value in a :data:`MetricShape` (a list has its length instead)."""
-MIN_ESTABLISHING_VOTES = 2
-"""Agreeing replies needed before a round's shape judges later rounds: the lone reply
-of a one-node round is aggregated, but does not set the rule."""
-
-MetricShape = frozenset[tuple[str, int]]
-"""A MetricRecord's keys, each with :data:`SCALAR` or the length of its list."""
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -127,16 +122,6 @@ def _finite(value: Any) -> bool:
     return True
 
 
-def metric_shape(metrics: Mapping[str, Any]) -> MetricShape:
-    """Keys of ``metrics``, each with :data:`SCALAR` or its list's length."""
-    return frozenset((key, len(v) if isinstance(v, list) else SCALAR)
-                     for key, v in metrics.items())
-
-
-def _keys(shape: MetricShape) -> frozenset[str]:
-    return frozenset(key for key, _ in shape)
-
-
 def _oversized(metrics: MetricRecord, limits: Limits) -> bool:
     if len(metrics) > limits.max_metric_keys:
         return True
@@ -187,20 +172,6 @@ def _array_problem(arrays: ArrayRecord, expected: Mapping[str, Layout | None]) -
         if got.dtype != want.dtype or got.shape != want.shape:
             return "malformed_arrays"
     return None
-
-
-def _settle(shapes: list[MetricShape], reference: MetricShape | None, electorate: int
-            ) -> tuple[MetricShape | None, bool]:
-    """The shape to judge the round against (None: cannot be settled), and whether it is
-    evidence enough to judge later rounds by."""
-    if reference is not None:
-        return reference, True
-    shape, count = Counter(shapes).most_common(1)[0]
-    if 2 * count <= len(shapes):
-        return None, False
-    if count < MIN_ESTABLISHING_VOTES and electorate > count:
-        return None, False  # a lone reply while other nodes were asked
-    return shape, count >= MIN_ESTABLISHING_VOTES
 
 
 def _weights_problem(weights: list[float], limits: Limits) -> list[str | None]:
@@ -278,23 +249,15 @@ def triage(
             candidates.append((msg, shape, weight))
     if not candidates:
         return result
-    # Nodes asked, less the replies set aside on their own merits (oversized,
-    # non-finite...): those cannot force a tie. Without the count: the replies.
-    electorate = (len(candidates) if selected is None
-                  else selected - len(result.quarantined))
-    settled, establishes = _settle([shape for _, shape, _ in candidates], reference,
-                                   electorate)
+    verdict = judge([shape for _, shape, _ in candidates], reference, selected,
+                    len(result.quarantined))
     agreed: list[tuple[Message, float | None]] = []
-    for msg, shape, weight in candidates:
-        if settled is None:
-            result.quarantined.append((msg, "undecided_metric_keys"))
-        elif shape == settled:
+    for (msg, _, weight), reason in zip(candidates, verdict.reasons, strict=True):
+        if reason is None:
             agreed.append((msg, weight))
-        elif _keys(shape) == _keys(settled):
-            result.quarantined.append((msg, "inconsistent_metric_types"))
         else:
-            result.quarantined.append((msg, "inconsistent_metric_keys"))
-    result.reference = settled if establishes else None
+            result.quarantined.append((msg, reason))
+    result.reference = verdict.reference
     if weighted_by_key is None:
         result.kept = [msg for msg, _ in agreed]
         return result
