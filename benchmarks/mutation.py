@@ -94,6 +94,7 @@ MODULES: tuple[Module, ...] = (
     *(Module("config", path, at_import=CONFIG_AT_IMPORT) for path in CONFIG_FILES),
     *(Module("rules", path, functions) for path, functions in RULE_BUILDERS),
     Module("replies", "flmon/flower/replies.py"),
+    Module("replies", "flmon/flower/shapes.py"),
     Module("updates", "flmon/security/updates.py"),
 )
 """One row of the table each; a key (the command line's name) may cover several files."""

@@ -7,7 +7,9 @@ same as on the Message API: a NaN metric or loss averages into a NaN aggregate, 
 the wrong number, shape or dtype, or with non-finite values, make ``aggregate`` raise
 or spread NaN, and a client whose metric keys differ from the others' makes a
 ``fit_metrics_aggregation_fn`` that indexes ``m["accuracy"]`` raise. :func:`check`
-sets such results aside, with a reason, and keeps the rest.
+sets such results aside, with a reason, and keeps the rest. Results with more metric
+keys than :class:`flmon.flower.replies.Limits` allows are ``oversized_metrics`` before
+any other check, as on the Message API, so thousands of keys buy no votes.
 
 The metric key set a round is judged against is settled by the same rule as on the
 Message API (:func:`flmon.flower.shapes.judge`): the one established in an earlier
@@ -31,9 +33,11 @@ from flwr.common import EvaluateRes, FitRes, parameters_to_ndarrays
 from flwr.server.client_proxy import ClientProxy
 from numpy.typing import NDArray
 
+from flmon.flower.replies import Limits, oversized
 from flmon.flower.shapes import SHAPE_REASONS, MetricShape, judge, metric_shape
 
 LEGACY_REASONS: tuple[str, ...] = (
+    "oversized_metrics",
     "num_examples",
     "non_finite_metrics",
     "malformed_arrays",
@@ -42,6 +46,8 @@ LEGACY_REASONS: tuple[str, ...] = (
 """Reasons (``fl_replies_quarantined_total{reason}``) used on the legacy path."""
 
 Arrays = list[NDArray[Any]]
+DEFAULT_LIMITS = Limits()
+"""The Message API guard's default bounds on metric keys and list lengths."""
 
 
 @dataclass
@@ -107,6 +113,7 @@ def check(
     *,
     reference: MetricShape | None = None,
     selected: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Checked:
     """Split legacy results into kept and quarantined ones.
 
@@ -126,11 +133,16 @@ def check(
     selected
         How many nodes the phase was sent to (None: unknown); as for
         :func:`flmon.flower.replies.triage`.
+    limits
+        Bounds on metric keys and list lengths (the weight bounds are not used here).
     """
     out = Checked()
     candidates: list[tuple[ClientProxy, Any, MetricShape, Arrays | None]] = []
     for index, (proxy, res) in enumerate(results):
         values = metrics.get(index, {})
+        if oversized(values, limits):
+            out.quarantined.append((proxy, "oversized_metrics"))
+            continue
         if not _good_examples(res.num_examples):
             out.quarantined.append((proxy, "num_examples"))
             continue

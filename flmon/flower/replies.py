@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flwr.app import ArrayRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, Message
 
 from flmon.flower.arrays import ArrayFormatError, Layout, layout
 from flmon.flower.shapes import MIN_ESTABLISHING_VOTES as MIN_ESTABLISHING_VOTES
@@ -122,7 +122,8 @@ def _finite(value: Any) -> bool:
     return True
 
 
-def _oversized(metrics: MetricRecord, limits: Limits) -> bool:
+def oversized(metrics: Mapping[str, Any], limits: Limits) -> bool:
+    """Whether ``metrics`` has more keys, or a longer list, than ``limits`` allow."""
     if len(metrics) > limits.max_metric_keys:
         return True
     return any(isinstance(v, list) and len(v) > limits.max_list_length
@@ -285,7 +286,7 @@ def _check(
     if len(content.metric_records) != 1:
         return "metric_records", empty, None
     metrics = next(iter(content.metric_records.values()))
-    if _oversized(metrics, limits):
+    if oversized(metrics, limits):
         return "oversized_metrics", empty, None
     if not all(_finite(v) for v in metrics.values()):
         return "non_finite_metrics", empty, None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Context
+from flwr.app import Context, RecordDict
 from flwr.client import NumPyClient
 from flwr.clientapp import ClientApp
 from flwr.common import (
@@ -27,13 +27,15 @@ from flwr.common import (
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
-from flwr.server import ServerConfig
+from flwr.server import LegacyContext, ServerConfig
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.compat.app import start_grid
 from flwr.server.strategy import FedAvg
+from flwr.server.workflow import DefaultWorkflow
 
 from flmon.flower import InstrumentedLegacyStrategy, instrument
+from flmon.flower.legacy_guard import node_id
 from flmon.metrics import FlmonMetrics
 from tests.core.ingrid import InProcessGrid
 from tests.core.legacy_clients import SHAPES, initial
@@ -103,7 +105,7 @@ class _Recording(FedAvg):
 
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
                       failures: Any) -> Any:
-        self.aggregated[server_round] = sorted(int(p.node_id) for p, _ in results)  # type: ignore[attr-defined]
+        self.aggregated[server_round] = sorted(node_id(p) for p, _ in results)
         return super().aggregate_fit(server_round, results, failures)
 
     def configure_evaluate(self, server_round: int, parameters: Parameters,
@@ -112,14 +114,20 @@ class _Recording(FedAvg):
         return super().configure_evaluate(server_round, parameters, client_manager)
 
 
-def _run(apps: Mapping[int, ClientApp], rounds: int = ROUNDS
+def _run(apps: Mapping[int, ClientApp], rounds: int = ROUNDS, workflow: bool = False
          ) -> tuple[_Recording, FlmonMetrics]:
+    """Flower's ``start_grid`` loop, or with ``workflow`` its ``DefaultWorkflow``."""
     metrics = FlmonMetrics(sides=("server", "sink"))
     base = _Recording()
     wrapped = instrument(base, metrics=metrics, num_rounds=rounds)
     assert isinstance(wrapped, InstrumentedLegacyStrategy)
-    start_grid(grid=InProcessGrid(dict(apps)), config=ServerConfig(num_rounds=rounds),
-               strategy=wrapped)
+    grid, config = InProcessGrid(dict(apps)), ServerConfig(num_rounds=rounds)
+    if workflow:
+        context = Context(run_id=4242, node_id=0, node_config={}, state=RecordDict(),
+                          run_config={})
+        DefaultWorkflow()(grid, LegacyContext(context, config, wrapped))
+    else:
+        start_grid(grid=grid, config=config, strategy=wrapped)
     return base, metrics
 
 
@@ -145,12 +153,13 @@ def _tie(per_side: int, hostile: Mapping[str, Scalar]) -> dict[int, ClientApp]:
     return apps
 
 
-@pytest.mark.parametrize(("per_side", "hostile"), [
-    (1, HOSTILE), (2, HOSTILE), (3, {**HONEST, "!": 1.0}),
-], ids=["1v1", "2v2", "3v3-extra-key"])
+@pytest.mark.parametrize(("per_side", "hostile", "workflow"), [
+    (1, HOSTILE, False), (2, HOSTILE, False), (3, {**HONEST, "!": 1.0}, False),
+    (1, HOSTILE, True),
+], ids=["1v1", "2v2", "3v3-extra-key", "1v1-default-workflow"])
 def test_a_tie_without_history_aggregates_nothing_and_the_run_goes_on(
-        per_side: int, hostile: Mapping[str, Scalar]) -> None:
-    base, m = _run(_tie(per_side, hostile))
+        per_side: int, hostile: Mapping[str, Scalar], workflow: bool) -> None:
+    base, m = _run(_tie(per_side, hostile), workflow=workflow)
     assert np.all(_final(base) == 0.0)  # the initial model stands
     assert base.aggregated == {}  # the wrapped strategy never saw the undecided results
     assert _quarantined(m, "undecided_metric_keys") == 2 * per_side * ROUNDS
@@ -160,6 +169,15 @@ def test_a_tie_without_history_aggregates_nothing_and_the_run_goes_on(
     assert _v(m, "fl_rounds_completed_total") == ROUNDS
     assert all(_v(m, "fl_model_updates_total", client=str(n)) == 0
                for n in (*range(1, per_side + 1), *range(100, 100 + per_side)))
+
+
+def test_three_against_three_with_thousands_of_extra_keys_the_honest_win() -> None:
+    flood: dict[str, Scalar] = {**HONEST, **{f"a{i:04d}": 1.0 for i in range(5000)}}
+    base, m = _run(_tie(3, flood))
+    assert np.allclose(_final(base), STEP * ROUNDS)
+    assert base.aggregated == {1: [1, 2, 3], 2: [1, 2, 3]}
+    assert _quarantined(m, "oversized_metrics") == 3 * ROUNDS
+    assert _quarantined(m, "undecided_metric_keys") == 0
 
 
 @pytest.mark.parametrize("hostile", [
