@@ -133,8 +133,8 @@ def aggregate(snapshot: Snapshot, labeler: ClientLabeler) -> Aggregates:
             continue
         last_beat = last_heartbeat(node)
         age = None if last_beat is None else max(0.0, now - last_beat)
-        rows.append(NodeRow(node.node_id, label.value, node.status == "online", age, node.heartbeat_interval,
-                            node.node_id in replaced))
+        rows.append(NodeRow(node.node_id, label.value, node.status == "online", age,
+                            node.heartbeat_interval, node.node_id in replaced))
 
     runs_by_status = dict.fromkeys(RUN_STATUSES, 0)
     durations: dict[str, list[float]] = {r: [] for r in RESULTS}
