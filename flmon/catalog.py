@@ -255,14 +255,19 @@ CATALOG: tuple[MetricSpec, ...] = (
        "Seconds since the SuperNode's last heartbeat, as the SuperLink's online_until "
        "implies (activated nodes only).", _C, unit="seconds", side="watch"),
     _m("fl_supernode_replaced", "gauge",
-       "1 when the offline SuperNode's place was taken by a node registered after its last "
-       "heartbeat (a SuperNode restarted without authentication comes back under a new "
-       "node id), else 0 (offline nodes only).", _C, side="watch"),
+       "1 when the offline SuperNode's place is gone: a node registered after its last "
+       "heartbeat took it (a SuperNode restarted without authentication comes back under a "
+       "new node id), or the SuperLink no longer lists it (restarted without persistent "
+       "state); else 0 (offline nodes only).", _C, side="watch"),
     _m("fl_supernode_heartbeat_interval_seconds", "gauge",
        "Heartbeat interval the SuperNode announced.", _C, unit="seconds", side="watch"),
     _m("fl_runs", "gauge",
        "Runs the SuperLink knows per status (pending, starting, running, completed, failed, "
        "stopped).", ("status",), side="watch"),
+    _m("fl_run_running", "gauge",
+       "1 for each run the SuperLink reports in progress (starting or running); absent "
+       "for every other run, so the series are as many as the runs in progress at once.",
+       ("run_id",), side="watch"),
     _m("fl_runs_finished_total", "counter",
        "Runs that finished, by result (completed, failed, stopped); starts at the number "
        "already finished when the watch starts.", ("result",), side="watch"),

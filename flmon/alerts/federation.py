@@ -306,7 +306,40 @@ def _replaced_cases(tc: TestCtx, node: Callable[[str, str], Series], exp: Expect
                                                     f"_ {const(0, n - 1)}"),
               node_series(tc, "fl_supernode_heartbeat_age_seconds", "site-b", age)),
              ((max(fire_at, stale + 1), (exp,)),)),
+        _forgotten_case(tc, node, exp),
     ]
+
+
+def _forgotten_case(tc: TestCtx, node: Callable[[str, str], Series], exp: Expect) -> Case:
+    """site-b died; the SuperLink went down, then came back with in-memory state and no
+    longer lists site-b: the watch keeps exporting its last state while the SuperLink is
+    down, then reports it offline and replaced (its place is gone) until stale_after after
+    its last heartbeat."""
+    fire_at = tc.for_steps + 3
+    stale = math.ceil(tc.ctx.stale_s / tc.step)
+    n = max(stale, fire_at + 6) + 4
+    down, back = fire_at + 1, fire_at + 4  # the SuperLink down, back (empty)
+    assert tc.ctx.watch is not None
+    superlink = Series("fl_superlink_up",
+                       {"job": tc.ctx.watch.job, "instance": tc.ctx.watch.instance,
+                        "federation": tc.ctx.federation},
+                       f"{const(1, down - 1)} {const(0, back - down - 1)} {const(1, n - back)}")
+    if stale - 1 > back + 1:
+        checks: tuple[tuple[int, tuple[Expect, ...]], ...] = (
+            (fire_at, (exp,)), (down + 1, (exp,)), (back + 1, (exp,)), (stale - 1, (exp,)),
+            (stale + 1, ()))
+    else:
+        checks = ((max(back, stale) + 2, ()),)
+    return Case(
+        "site-b died, the SuperLink went down and came back with in-memory state that no "
+        "longer lists site-b: offline until stale_after after its last heartbeat",
+        (superlink, node("site-b", f"1 {const(0, n - 1)}"),
+         node_series(tc, "fl_supernode_replaced", "site-b",
+                     f"_ {const(0, back - 2)} {const(1, n - back)}"),
+         node_series(tc, "fl_supernode_heartbeat_age_seconds", "site-b",
+                     f"0+{tc.step}x{down - 1} {const((down - 1) * tc.step, back - down - 1)} "
+                     f"{back * tc.step}+{tc.step}x{n - back}")),
+        checks)
 
 
 def node_series(tc: TestCtx, name: str, client: str, values: str) -> Series:

@@ -20,6 +20,9 @@ from flmon.alerts.text import (
 
 # --- progress of a run ---------------------------------------------------------------
 
+KILLED = ("the ServerApp was killed: its series still say the run is active, the SuperLink "
+          "marked it failed (the watch's fl_run_running is gone): the alert resolves at once")
+
 NO_UPDATES_SUMMARY = "No model updates while a run is in progress."
 
 
@@ -66,6 +69,9 @@ def _no_updates_cases(tc: TestCtx) -> list[Case]:
     cases.append(Case(
         "the run ended: the alert resolves at once",
         tuple(tc.run(n, ended_at=ended)), ((fire_at, (exp,)), (ended, ()))))
+    if ctx.watch is not None:
+        cases.append(Case(
+            KILLED, tuple(tc.run(n, killed_at=ended)), ((fire_at, (exp,)), (ended, ()))))
     return cases
 
 
@@ -157,6 +163,11 @@ def _dropout_cases(tc: TestCtx) -> list[Case]:
         "the run ended: the alert resolves at once",
         (*tc.run(n + 2, ended_at=ended), *failures(f"0+{per_step}x{n + 2}", "site-a")),
         ((fire_at, (exp("site-a", per_step * w),)), (ended, ()))))
+    if ctx.watch is not None:
+        cases.append(Case(
+            KILLED,
+            (*tc.run(n + 2, killed_at=ended), *failures(f"0+{per_step}x{n + 2}", "site-a")),
+            ((fire_at, (exp("site-a", per_step * w),)), (ended, ()))))
     return cases
 
 
@@ -201,6 +212,11 @@ def _stalled_cases(tc: TestCtx) -> list[Case]:
 
     start = tc.on_paths("fl_round_start_timestamp_seconds", const(0, n))
     ended = fire_at + 1
+    killed = ([Case(KILLED, (*tc.run(n, killed_at=ended), *start,
+                             *tc.on_paths("fl_round_in_progress", const(1, n),
+                                          live_values=until(1, ended - 1))),
+                    ((fire_at, (exp(fire_at),)), (ended, ())))]
+              if ctx.watch is not None else [])
     return [
         Case("a round started at t=0 and is still in progress (on every path in use: one "
              "alert)", (*tc.run(n), *start, *tc.on_paths("fl_round_in_progress", const(1, n))),
@@ -213,6 +229,7 @@ def _stalled_cases(tc: TestCtx) -> list[Case]:
               *tc.on_paths("fl_round_in_progress", const(1, n),
                            live_values=until(1, ended - 1))),
              ((fire_at, (exp(fire_at),)), (ended, ()))),
+        *killed,
     ]
 
 

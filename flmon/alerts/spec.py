@@ -294,15 +294,39 @@ class TestCtx:
                 for p in self.paths]
 
     def run(self, n: int, run_id: str = "7", ended_at: int | None = None,
-            ) -> list[Series]:
+            killed_at: int | None = None) -> list[Series]:
         """A run started at t=0, active for ``n`` steps or until step ``ended_at``.
 
         The Pushgateway keeps the final push (``fl_run_active 0`` and the end time); the
-        live exporter is gone with the ServerApp (its series turn stale).
+        live exporter is gone with the ServerApp (its series turn stale). With the watch,
+        its ``fl_run_running`` of the run is 1 while the SuperLink says the run is in
+        progress.
+
+        ``killed_at``: the ServerApp was killed at that step. It recorded no end: the
+        Pushgateway keeps ``fl_run_active 1``, the live series turn stale, and the
+        SuperLink marks the run failed (the watch's ``fl_run_running`` of it is gone).
         """
         out: list[Series] = []
+        if self.ctx.watch is not None:
+            # A run that ends records it before its ServerApp exits: the watch sees the
+            # SuperLink mark it finished a poll later (so the end alone resolves the
+            # alerts). A killed one records nothing: the SuperLink's word is the end.
+            watch = self.ctx.watch
+            labels = {"job": watch.job, "instance": watch.instance,
+                      "federation": self.ctx.federation, "run_id": run_id}
+            running = (f"1x{killed_at - 1} stale" if killed_at is not None
+                       else f"1x{ended_at} stale" if ended_at is not None else f"1x{n}")
+            out.append(Series("fl_run_running", labels, running))
         for p in self.paths:
             labels = self.path_labels(p, run_id)
+            if killed_at is not None:
+                alive = f"1x{killed_at - 1} stale" if p is self.ctx.live else f"1x{n}"
+                out += [Series("fl_run_active", labels, alive),
+                        Series("fl_run_start_timestamp_seconds", labels,
+                               f"0x{killed_at - 1} stale" if p is self.ctx.live else f"0x{n}"),
+                        Series("fl_run_end_timestamp_seconds", labels,
+                               f"0x{killed_at - 1} stale" if p is self.ctx.live else f"0x{n}")]
+                continue
             if ended_at is None:
                 active, end = f"1x{n}", f"0x{n}"
             elif p is self.ctx.live:

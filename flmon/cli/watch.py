@@ -23,8 +23,10 @@ runs between runs too, when no ServerApp exists.
 
 The watch only reads. Note that ListRuns, like `flwr ls`, makes the SuperLink clean up the
 left-over messages and objects of runs that have finished. Every call has --timeout; while the
-SuperLink does not answer, fl_superlink_up is 0, node and run gauges are absent, the reason is
-logged (ECS JSON on stderr) and the watch keeps serving.
+SuperLink does not answer, fl_superlink_up is 0, node and run counts are absent, the per-node
+series and fl_run_running keep their last known values, the reason is logged (ECS JSON on
+stderr) and the watch keeps serving. A node the SuperLink stops listing (a SuperLink restarted
+with in-memory state) stays offline until --stale-after after its last heartbeat.
 
 With --pushgateway it also deletes the Pushgateway groups (keyed by run_id) of runs that ended
 more than --stale-after ago.
@@ -82,8 +84,9 @@ def register(subparsers: Any) -> None:
                         help="file holding that user's password (default: "
                              "$FLMON_PUSHGATEWAY_PASSWORD_FILE); never logged")
     parser.add_argument("--stale-after", default="30m", metavar="DURATION",
-                        help="how long an ended run's Pushgateway group is kept "
-                             "(lifecycle.stale_after in flmon.yaml)")
+                        help="how long an ended run's Pushgateway group is kept, and a node "
+                             "the SuperLink no longer lists is reported offline, after its "
+                             "last heartbeat (lifecycle.stale_after in flmon.yaml)")
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
     parser.set_defaults(func=run)

@@ -161,14 +161,20 @@ def lifecycle_expr(alert: Alert, ctx: Ctx) -> str:
     """The alert's expression with the clause of its scope.
 
     ``in_progress``: only while the run is in progress (every path in use says so:
-    ``min`` of ``fl_run_active``). ``run``: until ``lifecycle.stale_after`` after the run
-    ended (``fl_run_end_timestamp_seconds``). ``federation``: as declared.
+    ``min`` of ``fl_run_active``; with ``scrape.watch``, the SuperLink too, through the
+    watch's ``fl_run_running``: a killed ServerApp's series still say active, the SuperLink
+    says failed). ``run``: until ``lifecycle.stale_after`` after the run ended
+    (``fl_run_end_timestamp_seconds``). ``federation``: as declared.
     """
     expr = alert.expr(ctx)
     s = ctx.sel()
     if alert.scope == "in_progress":
-        return (f"(\n{expr}\n)\nand on (federation, run_id)\n"
+        gate = (f"(\n{expr}\n)\nand on (federation, run_id)\n"
                 f"(min by (federation, run_id) (fl_run_active{s}) == 1)")
+        if ctx.watch is None:
+            return gate
+        return (f"{gate}\nand on (federation, run_id)\n"
+                f"(max by (federation, run_id) (fl_run_running{ctx.watch_sel()}) == 1)")
     if alert.scope == "run":
         return (f"(\n{expr}\n)\nunless on (federation, run_id)\n"
                 f"((time() - max by (federation, run_id) (fl_run_end_timestamp_seconds{s} > 0))"

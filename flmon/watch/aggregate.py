@@ -49,8 +49,13 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
+IN_PROGRESS: tuple[str, ...] = ("starting", "running")
+"""Run statuses for which the SuperLink has a ServerApp in progress (``fl_run_running``)."""
+
+
 @dataclass(frozen=True)
 class NodeRow:
+    node_id: int
     client: str
     online: bool
     heartbeat_age: float | None
@@ -107,6 +112,8 @@ class Aggregates:
     transferred: dict[str, HistogramData]
     oldest_unfinished_age: dict[str, float] = field(default_factory=dict)
     last_finished: dict[str, float] = field(default_factory=dict)
+    in_progress: tuple[int, ...] = ()
+    """Ids of the runs starting or running, in order: one ``fl_run_running`` series each."""
 
 
 def aggregate(snapshot: Snapshot, labeler: ClientLabeler) -> Aggregates:
@@ -126,8 +133,8 @@ def aggregate(snapshot: Snapshot, labeler: ClientLabeler) -> Aggregates:
             continue
         last_beat = last_heartbeat(node)
         age = None if last_beat is None else max(0.0, now - last_beat)
-        rows.append(NodeRow(label.value, node.status == "online", age, node.heartbeat_interval,
-                            node.node_id in replaced))
+        rows.append(NodeRow(node.node_id, label.value, node.status == "online", age,
+                            node.heartbeat_interval, node.node_id in replaced))
 
     runs_by_status = dict.fromkeys(RUN_STATUSES, 0)
     durations: dict[str, list[float]] = {r: [] for r in RESULTS}
@@ -169,4 +176,5 @@ def aggregate(snapshot: Snapshot, labeler: ClientLabeler) -> Aggregates:
         transferred={"sent": histogram(sent, byte_b), "received": histogram(received, byte_b)},
         oldest_unfinished_age=oldest,
         last_finished=last_finished,
+        in_progress=tuple(sorted(r.run_id for r in snapshot.runs if r.status in IN_PROGRESS)),
     )

@@ -5,8 +5,12 @@ time); :class:`WatchCollector` reads it at every scrape, so a scrape costs the s
 whether the SuperLink keeps ten runs or ten thousand. Names, help and buckets come
 from :mod:`flmon.catalog`.
 
-While the last poll failed, only ``fl_superlink_up`` (0), the counters and the watch's
-own health are exposed: node and run gauges are absent rather than stale.
+While the last poll failed, ``fl_superlink_up`` is 0 and the node and run counts and
+histograms are absent rather than stale; the per-node series and ``fl_run_running`` keep
+the last known states (FLSuperLinkDown inhibits FLNodeOffline and the alerts about runs in
+progress meanwhile), so an alert already firing about a dead node does not resolve because
+the SuperLink went down too. Nodes the SuperLink no longer lists are reported offline until
+``stale_after`` after their last heartbeat (:mod:`flmon.watch.memory`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from prometheus_client.registry import Collector
 from flmon import catalog
 from flmon.catalog import CLIENT_LABEL
 from flmon.labels import ClientLabeler
-from flmon.watch.aggregate import Aggregates, HistogramData, aggregate
+from flmon.watch.aggregate import Aggregates, HistogramData, NodeRow, aggregate
 from flmon.watch.control import RESULTS, Snapshot
+from flmon.watch.memory import NodeMemory
 
 POLL_ERROR_REASONS: tuple[str, ...] = (
     "unreachable", "timeout", "tls", "http_4xx", "http_5xx", "decode", "error",
@@ -84,10 +89,18 @@ class WatchState:
     ----------
     labeler
         Gives each node its bounded ``client`` label value.
+    stale_after
+        Seconds after its last heartbeat a node the SuperLink no longer lists is forgotten
+        (``lifecycle.stale_after``).
     """
 
-    def __init__(self, labeler: ClientLabeler) -> None:
+    def __init__(self, labeler: ClientLabeler, stale_after: float = 1800.0) -> None:
         self.labeler = labeler
+        self.memory = NodeMemory(stale_after)
+        self.node_rows: list[NodeRow] = []
+        """The listed nodes and the remembered ones, as of the last successful poll."""
+        self.in_progress: tuple[int, ...] = ()
+        """Runs starting or running, as of the last successful poll."""
         self._lock = threading.Lock()
         self.started = time.time()
         self.up = False
@@ -109,6 +122,9 @@ class WatchState:
             self.up = True
             self.snapshot = snapshot
             self.aggregates = aggregates
+            self.node_rows = self.memory.merge(snapshot.now, snapshot.nodes,
+                                               aggregates.node_rows)
+            self.in_progress = aggregates.in_progress
             for run in snapshot.runs:
                 if run.finished:
                     self.finished[run.status].add(run.run_id)
@@ -118,7 +134,10 @@ class WatchState:
             self._durations.observe(duration)
 
     def record_failure(self, reason: str, message: str, duration: float) -> None:
-        """A poll that failed: the SuperLink is down for flmon until the next success."""
+        """A poll that failed: the SuperLink is down for flmon until the next success.
+
+        The per-node rows and the runs in progress stay as last known.
+        """
         with self._lock:
             self.up = False
             self.snapshot = None
@@ -156,6 +175,7 @@ class WatchCollector(Collector):
         with s._lock:
             up = s.up
             agg = s.aggregates
+            node_rows, in_progress = s.node_rows, s.in_progress
             finished = {r: len(ids) for r, ids in s.finished.items()}
             polls, errors = s.polls, dict(s.errors)
             durations = s._durations.data()
@@ -167,6 +187,12 @@ class WatchCollector(Collector):
             runs_finished.add_metric([result], float(count), created=s.started)
         yield runs_finished
         yield from self._health(polls, errors, durations, last_success, deleted, push_errors)
+        if last_success is not None:  # once a poll answered: the last known states
+            yield from self._nodes(node_rows)
+            running = _gauge("fl_run_running", ("run_id",))
+            for run_id in in_progress:
+                running.add_metric([str(run_id)], 1.0)
+            yield running
         if agg is not None:
             yield from self._snapshot(agg)
 
@@ -196,16 +222,12 @@ class WatchCollector(Collector):
             counter.add_metric([], float(value), created=started)
             yield counter
 
-    def _snapshot(self, agg: Aggregates) -> Iterator[Metric]:
-        nodes = _gauge("fl_supernodes", ("status",))
-        for status, count in agg.nodes_by_status.items():
-            nodes.add_metric([status], float(count))
-        yield nodes
+    def _nodes(self, node_rows: list[NodeRow]) -> Iterator[Metric]:
         online = _gauge("fl_supernode_online", (CLIENT_LABEL,))
         age = _gauge("fl_supernode_heartbeat_age_seconds", (CLIENT_LABEL,))
         interval = _gauge("fl_supernode_heartbeat_interval_seconds", (CLIENT_LABEL,))
         replaced = _gauge("fl_supernode_replaced", (CLIENT_LABEL,))
-        for row in agg.node_rows:
+        for row in node_rows:
             online.add_metric([row.client], float(row.online))
             if not row.online:
                 replaced.add_metric([row.client], float(row.replaced))
@@ -213,6 +235,12 @@ class WatchCollector(Collector):
             if row.heartbeat_age is not None:
                 age.add_metric([row.client], row.heartbeat_age)
         yield from (online, age, interval, replaced)
+
+    def _snapshot(self, agg: Aggregates) -> Iterator[Metric]:
+        nodes = _gauge("fl_supernodes", ("status",))
+        for status, count in agg.nodes_by_status.items():
+            nodes.add_metric([status], float(count))
+        yield nodes
         runs = _gauge("fl_runs", ("status",))
         for status, count in agg.runs_by_status.items():
             runs.add_metric([status], float(count))

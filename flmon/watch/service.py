@@ -59,7 +59,7 @@ class Watch:
         if options.interval <= 0:
             raise ValueError("interval must be positive")
         self.options = options
-        self.state = WatchState(labeler)
+        self.state = WatchState(labeler, options.stale_after)
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(self.state.collector())
         self.poller = ControlPoller(options.superlink, insecure=options.insecure,

@@ -53,6 +53,7 @@ WATCH_JOB = "clinics-watch"
 CHANNELS = {"critical": "#oncall", "warning": "#fl-warn", "info": "#fl-info"}
 NODES = 3
 VICTIM = NODES - 1
+STALE_AFTER = "2m"
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _config(ports: dict[str, int], pushgateway: str, webhook: Path) -> dict[str,
             "watch": {"enabled": True, "job": WATCH_JOB,
                       "targets": [f"{LOOPBACK}:{ports['watch']}"]},
         },
-        "lifecycle": {"stale_after": "2m"},
+        "lifecycle": {"stale_after": STALE_AFTER},
         # FLSuperLinkDown also fires when the watch's `up` is absent: Prometheus starts
         # scraping up to 5 s after it starts evaluating rules, so its `for:` is longer.
         "alerts": {"FLNodeOffline": {"for": "5s"}, "FLSuperLinkDown": {"for": "10s"}},
@@ -103,7 +104,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cfg = _config({"live": live, "watch": watch_port, "am": am_port}, pg.address, webhook)
         write(render(parse_config(cfg)), out)
         am_dir = out / "alertmanager"
-        with WatchProcess(fed.address, workdir / "watch.log", ["--interval", "1s"],
+        with WatchProcess(fed.address, workdir / "watch.log",
+                          ["--interval", "1s", "--stale-after", STALE_AFTER],
                           port=watch_port) as watch, \
                 AlertManager(am_dir / "alertmanager.yml", templates=sorted(
                     am_dir.glob("*.tmpl")), workdir=workdir / "am", port=am_port) as am, \
@@ -243,38 +245,39 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
     assert down[0]["labels"]["severity"] == "critical"
     assert down[0]["annotations"]["description"].startswith(
         f"The SuperLink of federation {FEDERATION} does not answer flmon watch's")
-    # The watch keeps serving: healthy, fl_superlink_up 0, node series gone (unknown now,
-    # rather than a stale "online"), and its ECS JSON log says why.
+    # The watch keeps serving: healthy, fl_superlink_up 0, the nodes as last known (the
+    # killed node offline), and its ECS JSON log says why.
     with urllib.request.urlopen(f"http://{LOOPBACK}:{stack.watch.port}/healthz",
                                 timeout=5) as resp:
         assert resp.status == 200
     samples = stack.watch.metrics()
     assert value(samples, "fl_superlink_up") == 0
     assert (value(samples, "fl_watch_poll_errors_total", reason="unreachable") or 0) >= 1
-    assert value(samples, "fl_supernode_online", client=victim) is None
+    assert value(samples, "fl_supernode_online", client=victim) == 0
+    assert value(samples, "fl_supernodes", status="offline") is None  # counts: unknown
     errors = [r for r in _ecs_records(stack.watch.process.log_path)
               if r["log.level"] == "error" and "does not answer" in r["message"]]
     assert errors and list(errors[-1])[:3] == ["@timestamp", "log.level", "message"]
     assert "unreachable" in errors[-1]["message"]
-    # The node's liveness is unknown while the SuperLink is down: its series went with
-    # the SuperLink's answers, so FLNodeOffline resolved. Only FLSuperLinkDown is left.
-    _nothing_else(stack, {("FLSuperLinkDown", "")})
+    # The killed node's FLNodeOffline keeps firing (the watch keeps its last state), held
+    # back by the inhibition: it does not reach Slack as RESOLVED while the node is dead.
+    _nothing_else(stack, {("FLSuperLinkDown", ""), ("FLNodeOffline", victim)})
     # What FLSuperLinkDown inhibits (per the declaration) is held back by AlertManager:
-    # an FLNodeOffline of this federation posted now is suppressed, never notified.
+    # the killed node's alert, and an FLNodeOffline of this federation posted now, are
+    # suppressed, never notified.
     now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
     node_alert = {"labels": {"alertname": "FLNodeOffline", "federation": FEDERATION,
                              "client": "4242", "severity": "warning", "team": "platform"},
                   "annotations": {"summary": "A SuperNode is offline"}, "startsAt": now}
     stack.am.post_alerts([node_alert])
-    assert wait_inhibited(stack.am.url, "FLNodeOffline") == [down[0]["fingerprint"]]
+    assert set(wait_inhibited(stack.am.url, "FLNodeOffline")) == {down[0]["fingerprint"]}
     messages = _flush_slack(stack)
     stack.am.post_alerts([{**node_alert, "endsAt": now}])
     titles = [title for title, resolved in _notified(messages) if not resolved]
     assert [t for t in titles if "FLSuperLinkDown" in t] and all(
         "FLSuperLinkDown (critical)" in t for t in titles), titles
     assert all(m.channel == CHANNELS["critical"] for m in messages if not m.resolved)
-    assert {(m.resolved, "FLNodeOffline" in _title(m)) for m in messages} <= {
-        (False, False), (True, True)}  # the real node's alert may only show as resolved
+    assert not [m for m in messages if "FLNodeOffline" in _title(m)]  # nor as resolved
 
     # The SuperLink is back (its state is in memory, so it starts empty): resolved.
     stack.fed.restart_superlink()
@@ -283,13 +286,24 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
     _wait("FLSuperLinkDown gone from AlertManager", lambda: not stack.am.alerts(
         active=True, alertname="FLSuperLinkDown") or None, 30)
     # The restarted SuperLink kept nothing (in-memory state): the SuperNodes still alive
-    # are refused (401 on their next heartbeat or pull) and exit, and the killed one is not
-    # listed any more. No node series is left, so no FLNodeOffline fires for any of them:
-    # docs/runbooks.md (FLSuperLinkDown) tells the operator to check the node count.
-    for index in range(NODES - 1):
-        stack.fed.supernodes[index].wait(timeout=120)
+    # are refused (401 on their next heartbeat or pull) and exit, and none is listed any
+    # more. The watch remembers them: each is offline and replaced (its place is gone),
+    # so FLNodeOffline fires for the survivors, until stale_after (2m) after their last
+    # heartbeat, when the watch forgets them and every alert resolves.
+    survivors = {node_id(stack.fed, i) for i in range(NODES - 1)}
     gone = stack.watch.wait_for("fl_superlink_up", 1)
     assert value(gone, "fl_supernodes", status="online") == 0
     assert value(gone, "fl_supernodes", status="offline") == 0
-    assert value(gone, "fl_supernode_online", client=victim) is None
+    for client in survivors:
+        assert value(gone, "fl_supernode_online", client=client) == 0
+        assert value(gone, "fl_supernode_replaced", client=client) == 1
+    _wait("FLNodeOffline of every surviving node in AlertManager", lambda: survivors <= {
+        client for name, client in _am_active(stack) if name == "FLNodeOffline"} or None, 60)
+    for index in range(NODES - 1):
+        stack.fed.supernodes[index].wait(timeout=120)
+    _wait("every FLNodeOffline resolved after stale_after", lambda: not stack.am.alerts(
+        active=True, alertname="FLNodeOffline") or None, 180)
+    forgotten = stack.watch.wait_for("fl_superlink_up", 1)
+    assert all(value(forgotten, "fl_supernode_online", client=c) is None
+               for c in {*survivors, victim})
     _nothing_else(stack, set())

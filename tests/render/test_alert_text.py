@@ -57,12 +57,15 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
     return {"series": f"{name}{{{inner}}}", "values": values}
 
 
-def run(run_id: str, active: str = "1x60", end: str = "0x60") -> list[dict[str, str]]:
-    """A run reported through the Pushgateway (the live exporter is not scraped here)."""
+def run(run_id: str, active: str = "1x60", end: str = "0x60",
+        running: str = "1x60") -> list[dict[str, str]]:
+    """A run reported through the Pushgateway (the live exporter is not scraped here), and
+    the watch's word that the SuperLink has it in progress (``running``)."""
     labels = {**PUSHED, "run_id": run_id}
     return [series("fl_run_active", labels, active),
             series("fl_run_start_timestamp_seconds", labels, "0x60"),
-            series("fl_run_end_timestamp_seconds", labels, end)]
+            series("fl_run_end_timestamp_seconds", labels, end),
+            series("fl_run_running", {**WATCH, "run_id": run_id}, running)]
 
 
 def alert(name: str, labels: dict[str, str], description: str) -> dict[str, Any]:
@@ -93,6 +96,14 @@ DROP = "FLModelAccuracyDropped"
 BETWEEN_RUNS = ("the live exporter is gone; the Pushgateway still holds a crashed run's "
                 "fl_run_active 1, but the watch sees no run running: no alert")
 """Quiet with ``scrape.watch``; without it the Pushgateway's word is all there is."""
+
+KILLED = ("the ServerApp of run 12 was killed at 41m with a round in progress: the "
+          "Pushgateway still says active, the watch no longer sees it running: "
+          "FLRoundStalled resolves")
+"""Resolved with ``scrape.watch``; without it the Pushgateway's word is all there is."""
+
+STALLED_AT_43M = ("A round of run 12 of federation default has been in progress for 43m 0s, "
+                  "longer than 30m.")
 
 CASES: list[dict[str, Any]] = [
     case("two runs at once, both below the lines: each alert names its run",
@@ -152,7 +163,16 @@ CASES: list[dict[str, Any]] = [
                      "A round of run 12 of federation default has been in progress for "
                      "40m 0s, longer than 30m."))),
     case("run 12 ended (fl_run_active 0) with its round in progress: FLRoundStalled resolves",
-         [*run("12", active="1x40 0x19", end="0x40 2460x19"),
+         [*run("12", active="1x40 0x19", end="0x40 2460x19", running="1x41 stale"),
+          series("fl_round_start_timestamp_seconds", R12, "0x60"),
+          series("fl_round_in_progress", R12, "1x60")],
+         check("FLRoundStalled", "35m",
+               alert("FLRoundStalled", labels("warning", "platform", run_id="12"),
+                     "A round of run 12 of federation default has been in progress for "
+                     "35m 0s, longer than 30m.")),
+         check("FLRoundStalled", "43m")),
+    case(KILLED,
+         [*run("12", running="1x40 stale"),
           series("fl_round_start_timestamp_seconds", R12, "0x60"),
           series("fl_round_in_progress", R12, "1x60")],
          check("FLRoundStalled", "35m",
@@ -332,6 +352,10 @@ def _without_watch(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                          instance="127.0.0.1:9464"),
                 "Prometheus cannot scrape flmon-exporter (127.0.0.1:9464) of federation "
                 "default: alerts and dashboards of this federation are blind."))]
+        if t["name"] == KILLED:  # nothing says the run is over: it keeps firing
+            t["alert_rule_test"] = [*t["alert_rule_test"][:1], check(
+                "FLRoundStalled", "43m", alert("FLRoundStalled", labels(
+                    "warning", "platform", run_id="12"), STALLED_AT_43M))]
     return out
 
 

@@ -360,6 +360,10 @@ MUTATIONS: dict[str, tuple[Callable[[str], str], set[str]]] = {
         lambda text: re.sub(r"\n *and on \(federation, run_id\)\n *\(min by \(federation, "
                             r"run_id\) \(fl_run_active\{[^}]*\}\) == 1\)", "", text),
         {"FLClientDropout", "FLNoModelUpdates", "FLRoundStalled"}),
+    "alerts about a run in progress ignore the SuperLink (a killed ServerApp)": (
+        lambda text: re.sub(r"\n *and on \(federation, run_id\)\n *\(max by \(federation, "
+                            r"run_id\) \(fl_run_running\{[^}]*\}\) == 1\)", "", text),
+        {"FLClientDropout", "FLNoModelUpdates", "FLRoundStalled"}),
     "new series counted by 'unless offset' (history after a restart)": (
         lambda text: re.sub(r"and \(time\(\) - (\w+)_created(\{[^}]*\})\) < \d+\)",
                             lambda m: f"unless {m.group(1)}_total{m.group(2)} offset 30m)", text),

@@ -72,7 +72,7 @@ def test_contract_series_and_values() -> None:
     assert s[("fl_watch_poll_duration_seconds_count", ())] == 1.0
 
 
-def test_a_failed_poll_reports_the_superlink_down_and_drops_stale_gauges() -> None:
+def test_a_failed_poll_reports_the_superlink_down_and_keeps_the_last_node_states() -> None:
     state = WatchState(ClientLabeler())
     state.record_success(_snapshot(), 0.01)
     state.record_failure("unreachable", "connection refused", 0.002)
@@ -80,10 +80,51 @@ def test_a_failed_poll_reports_the_superlink_down_and_drops_stale_gauges() -> No
     assert s[("fl_superlink_up", ())] == 0.0
     assert s[("fl_watch_poll_errors_total", (("reason", "unreachable"),))] == 1.0
     assert s[("fl_watch_poll_errors_total", (("reason", "timeout"),))] == 0.0
-    # Counters keep their value; gauges of the SuperLink's state are absent, not stale.
+    # Counters keep their value; counts of the SuperLink's state are absent, not stale.
     assert s[("fl_runs_finished_total", (("result", "completed"),))] == 2.0
-    assert not any(name in ("fl_supernodes", "fl_runs", "fl_supernode_online")
-                   for name, _ in s)
+    assert not any(name in ("fl_supernodes", "fl_runs") for name, _ in s)
+    # The nodes keep their last known state: a firing FLNodeOffline does not resolve
+    # because the SuperLink is down too (FLSuperLinkDown inhibits it meanwhile).
+    assert s[("fl_supernode_online", (("client", "5"),))] == 1.0
+    assert s[("fl_supernode_online", (("client", "6"),))] == 0.0
+
+
+def test_before_any_poll_answered_no_node_or_run_series_are_exposed() -> None:
+    state = WatchState(ClientLabeler())
+    state.record_failure("unreachable", "connection refused", 0.002)
+    names = {name for name, _ in _samples(state)}
+    assert "fl_superlink_up" in names
+    assert not names & {"fl_supernode_online", "fl_run_running", "fl_supernodes"}
+
+
+def _run(run_id: int, status: str) -> RunView:
+    finished = NOW - 10 if status in ("completed", "failed", "stopped") else None
+    return RunView(run_id, status, NOW - 100, NOW - 90, NOW - 80, finished, 0, 0, 0.0)
+
+
+def _running(state: WatchState) -> dict[str, float]:
+    return {dict(labels)["run_id"]: value for (name, labels), value in _samples(state).items()
+            if name == "fl_run_running"}
+
+
+def test_fl_run_running_has_one_series_per_run_in_progress_only() -> None:
+    state = WatchState(ClientLabeler())
+    runs = (_run(1, "pending"), _run(2, "starting"), _run(3, "running"), _run(4, "running"),
+            _run(5, "completed"), _run(6, "failed"), _run(7, "stopped"))
+    state.record_success(Snapshot(NOW, (), runs), 0.01)
+    assert _running(state) == {"2": 1.0, "3": 1.0, "4": 1.0}
+
+
+def test_a_run_the_superlink_marked_failed_leaves_fl_run_running_at_once() -> None:
+    # A ServerApp killed mid-run: its own series still say active, the SuperLink says
+    # failed: the watch's series of that run is gone at the next poll.
+    state = WatchState(ClientLabeler())
+    state.record_success(Snapshot(NOW, (), (_run(3, "running"), _run(4, "running"))), 0.01)
+    state.record_success(Snapshot(NOW + 5, (), (_run(3, "failed"), _run(4, "running"))), 0.01)
+    assert _running(state) == {"4": 1.0}
+    # While the SuperLink does not answer, the runs in progress stay as last known.
+    state.record_failure("timeout", "timed out", 5.0)
+    assert _running(state) == {"4": 1.0}
 
 
 def test_finished_runs_counter_starts_at_what_is_finished_and_counts_new_ones() -> None:
