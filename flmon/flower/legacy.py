@@ -29,6 +29,10 @@ What differs on the legacy path:
   Message API guard's), the wrapped strategy is not called; the wrapper returns
   ``(None, {})``, on which Flower's legacy loop keeps the previous global parameters
   (train) or records no loss (evaluate), and the run goes on.
+- Weights: ``num_examples`` is the client's claim and FedAvg's weight; it is judged by
+  the Message API guard's weight rules (:mod:`.weights`, bounded by ``reply_limits``):
+  ``invalid_weight``, ``outlying_weight``, ``undecided_weights``. The kept results'
+  shares are exported (``fl_client_weight_share``) and scored, as on the Message API.
 - Secure aggregation (SecAgg+): every result carries the same aggregate, so per-client
   update indicators cannot be computed; the wrapper says so
   (``fl_update_indicators_available`` 0 and a log line) instead of exporting zeros.
