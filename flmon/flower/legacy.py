@@ -29,6 +29,10 @@ What differs on the legacy path:
   Message API guard's), the wrapped strategy is not called; the wrapper returns
   ``(None, {})``, on which Flower's legacy loop keeps the previous global parameters
   (train) or records no loss (evaluate), and the run goes on.
+- Weights: ``num_examples`` is the client's claim and FedAvg's weight; it is judged by
+  the Message API guard's weight rules (:mod:`.weights`, bounded by ``reply_limits``):
+  ``invalid_weight``, ``outlying_weight``, ``undecided_weights``. The kept results'
+  shares are exported (``fl_client_weight_share``) and scored, as on the Message API.
 - Secure aggregation (SecAgg+): every result carries the same aggregate, so per-client
   update indicators cannot be computed; the wrapper says so
   (``fl_update_indicators_available`` 0 and a log line) instead of exporting zeros.
@@ -58,8 +62,9 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy as LegacyStrategy
 
 from flmon import registry
-from flmon.flower import legacy_guard, legacy_telemetry
+from flmon.flower import legacy_guard, legacy_telemetry, weights
 from flmon.flower.recorder import ServerRecorder, error_name
+from flmon.flower.replies import Limits
 from flmon.flower.shapes import MetricShape
 from flmon.flower.strategy import (
     _flwr_version,
@@ -124,6 +129,9 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
     secure_aggregation
         True when the run uses SecAgg+ (``SecAggPlusWorkflow``): update indicators are
         reported unavailable from the start. Detected in the first round when omitted.
+    reply_limits
+        Bounds of the reply guard (metric keys, list lengths, weights: here
+        ``num_examples``); see :class:`flmon.flower.replies.Limits` for the defaults.
     metrics, max_client_labels, client_identity, pseudonym_key, quarantine, update_stats,
     update_sample_size, anomaly_threshold, pushgateway, job, grouping_key,
     pushgateway_username, pushgateway_password_file
@@ -142,6 +150,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         client_identity: ClientIdentity = "node_id",
         pseudonym_key: bytes | str | None = None,
         quarantine: bool = True,
+        reply_limits: Limits | None = None,
         update_stats: bool = True,
         update_sample_size: int | None = None,
         anomaly_threshold: float = DEFAULT_THRESHOLD,
@@ -160,7 +169,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
         if run_id is not None and (isinstance(run_id, bool) or not isinstance(run_id, int)
                                    or run_id < 0):
             raise ValueError("run_id must be a non-negative int (the Flower run id)")
-        check_options(update_sample_size, anomaly_threshold)
+        check_options(update_sample_size, anomaly_threshold, reply_limits)
         self.strategy = strategy
         self.num_rounds = num_rounds
         self.run_id: int | None = run_id
@@ -176,6 +185,7 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
                 self.metrics.counter("fl_replies_quarantined_total").labels(
                     phase=phase, reason=reason)
         self.quarantine = quarantine
+        self.reply_limits = reply_limits if reply_limits is not None else Limits()
         self.update_stats = update_stats
         self.update_sample_size = update_sample_size
         self._rng = secret_rng()
@@ -421,11 +431,13 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             global_arrays = self._sent if phase == "train" else None
             checked = legacy_guard.check(results, cleaned, global_arrays, secure,
                                          reference=self._reference.get(phase),
-                                         selected=len(self._selected.get(phase, ())))
+                                         selected=len(self._selected.get(phase, ())),
+                                         limits=self.reply_limits)
             if checked.reference is not None:
                 self._reference.setdefault(phase, checked.reference)
         else:
             checked = legacy_guard.Checked(kept=list(results))
+            checked.weights = self._weights(checked.kept)
         for proxy, reason in checked.quarantined:
             self._safely("quarantine", rec.quarantined, phase, legacy_guard.node_id(proxy),
                          reason)
@@ -438,10 +450,23 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
                          {**(res.metrics or {}), "num_examples": res.num_examples,
                           **({"loss": res.loss} if isinstance(res, EvaluateRes) else {})},
                          "num_examples")
+        if phase == "train" and checked.weights and len(checked.weights) == len(checked.kept):
+            self._safely("weight shares", rec.weight_shares, checked.weights)
         self._safely("phase", lambda: rec.phase_aggregated(
             phase, len(checked.kept), len(self._selected.get(phase, ())) - len(checked.kept),
             time.perf_counter() - self._phase_start.get(phase, time.perf_counter())))
         return checked.kept, checked
+
+    def _weights(self, kept: list[tuple[ClientProxy, Any]]) -> dict[int, float]:
+        """Each kept result's ``num_examples`` by node id, when every one is acceptable
+        (without the guard: the shares are exported only when they mean something)."""
+        found: dict[int, float] = {}
+        for proxy, res in kept:
+            weight = weights.accepted(res.num_examples, self.reply_limits.max_weight)
+            if weight is None:
+                return {}
+            found[legacy_guard.node_id(proxy)] = weight
+        return found
 
     def _update_indicators(self, checked: legacy_guard.Checked,
                            kept: list[tuple[ClientProxy, FitRes]]) -> None:
@@ -468,8 +493,12 @@ class InstrumentedLegacyStrategy(LegacyStrategy):
             except (MalformedUpdateError, ValueError, TypeError):
                 continue
         if summaries:
+            # The claimed weight is scored as on the Message API: an outlying share
+            # raises the anomaly score.
+            shown = checked.weights if set(checked.weights) >= set(summaries) else None
             stats = round_stats({n: u.sample for n, u in summaries.items()},
-                                norms={n: u.norm for n, u in summaries.items()})
+                                norms={n: u.norm for n, u in summaries.items()},
+                                weights={n: shown[n] for n in summaries} if shown else None)
             median = float(np.median([s.norm for s in stats.values()]))
             self.recorder.update_stats(stats, median)
 

@@ -17,8 +17,14 @@ round of the phase, else a strict majority backed by at least two results; anyth
 else (1 vs 1, 2 vs 2, a plurality, a lone result whose peers failed) sets every result
 aside as ``undecided_metric_keys``, and the round aggregates nothing.
 
-Large but valid ``num_examples`` are not bounded here: no server can tell a big
-client from one that lies about its size.
+``num_examples`` is the result's weight, and the client's own claim: it is judged by
+the Message API guard's weight rules (:mod:`flmon.flower.weights`). A NaN or infinite
+``num_examples`` is ``non_finite_metrics`` (as a NaN weight is on the Message API); one
+that is not a number (a bool...), 0 or less, or above ``Limits.max_weight`` (1e12) is
+``invalid_weight``; among the results the key-set rule keeps, with three or more a
+``num_examples`` above ``Limits.max_weight_ratio`` (1000) times the round's median is
+``outlying_weight``, and with two more than that ratio apart both are
+``undecided_weights`` (which one lies cannot be told; the round aggregates nothing).
 """
 
 from __future__ import annotations
@@ -33,21 +39,23 @@ from flwr.common import EvaluateRes, FitRes, parameters_to_ndarrays
 from flwr.server.client_proxy import ClientProxy
 from numpy.typing import NDArray
 
+from flmon.flower import weights
 from flmon.flower.replies import Limits, oversized
 from flmon.flower.shapes import SHAPE_REASONS, MetricShape, judge, metric_shape
+from flmon.flower.weights import WEIGHT_REASONS
 
 LEGACY_REASONS: tuple[str, ...] = (
     "oversized_metrics",
-    "num_examples",
     "non_finite_metrics",
     "malformed_arrays",
     *SHAPE_REASONS,
+    *WEIGHT_REASONS,
 )
 """Reasons (``fl_replies_quarantined_total{reason}``) used on the legacy path."""
 
 Arrays = list[NDArray[Any]]
 DEFAULT_LIMITS = Limits()
-"""The Message API guard's default bounds on metric keys and list lengths."""
+"""The Message API guard's default bounds on metric keys, list lengths and weights."""
 
 
 @dataclass
@@ -63,6 +71,8 @@ class Checked:
         aggregation).
     quarantined
         Results set aside, each with its reason.
+    weights
+        The accepted ``num_examples`` of kept results, by node id.
     reference
         The metric shape that judges later rounds of the phase, or None (as
         :attr:`flmon.flower.replies.Triage.reference`).
@@ -71,6 +81,7 @@ class Checked:
     kept: list[tuple[ClientProxy, Any]] = field(default_factory=list)
     arrays: dict[int, Arrays] = field(default_factory=dict)
     quarantined: list[tuple[ClientProxy, str]] = field(default_factory=list)
+    weights: dict[int, float] = field(default_factory=dict)
     reference: MetricShape | None = None
 
 
@@ -87,11 +98,6 @@ def node_id(proxy: ClientProxy) -> int:
 
 def _finite(value: Any) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
-
-
-def _good_examples(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
 
 
 def _array_problem(arrays: Arrays, reference: Sequence[NDArray[Any]]) -> bool:
@@ -134,22 +140,23 @@ def check(
         How many nodes the phase was sent to (None: unknown); as for
         :func:`flmon.flower.replies.triage`.
     limits
-        Bounds on metric keys and list lengths (the weight bounds are not used here).
+        Bounds on metric keys, list lengths and weights (``num_examples``).
     """
     out = Checked()
-    candidates: list[tuple[ClientProxy, Any, MetricShape, Arrays | None]] = []
+    candidates: list[tuple[ClientProxy, Any, MetricShape, Arrays | None, float]] = []
     for index, (proxy, res) in enumerate(results):
         values = metrics.get(index, {})
         if oversized(values, limits):
             out.quarantined.append((proxy, "oversized_metrics"))
             continue
-        if not _good_examples(res.num_examples):
-            out.quarantined.append((proxy, "num_examples"))
-            continue
         loss = getattr(res, "loss", 0.0)
-        if not all(_finite(v) for v in values.values()) or not (
+        if not all(_finite(v) for v in (*values.values(), res.num_examples)) or not (
                 isinstance(loss, (int, float)) and math.isfinite(loss)):
             out.quarantined.append((proxy, "non_finite_metrics"))
+            continue
+        weight = weights.accepted(res.num_examples, limits.max_weight)
+        if weight is None:
+            out.quarantined.append((proxy, "invalid_weight"))
             continue
         arrays: Arrays | None = None
         if isinstance(res, FitRes) and not secure and global_arrays is not None:
@@ -160,17 +167,22 @@ def check(
             if arrays is None or _array_problem(arrays, global_arrays):
                 out.quarantined.append((proxy, "malformed_arrays"))
                 continue
-        candidates.append((proxy, res, metric_shape(values), arrays))
+        candidates.append((proxy, res, metric_shape(values), arrays, weight))
     if not candidates:
         return out
-    verdict = judge([shape for _, _, shape, _ in candidates], reference, selected,
-                    len(out.quarantined))
-    for (proxy, res, _, arrays), reason in zip(candidates, verdict.reasons, strict=True):
-        if reason is not None:
-            out.quarantined.append((proxy, reason))
+    verdict = judge([c[2] for c in candidates], reference, selected, len(out.quarantined))
+    agreed = [c for c, reason in zip(candidates, verdict.reasons, strict=True)
+              if reason is None]
+    out.quarantined.extend((c[0], reason) for c, reason in
+                           zip(candidates, verdict.reasons, strict=True) if reason is not None)
+    out.reference = verdict.reference
+    problems = weights.judge([c[4] for c in agreed], limits.max_weight_ratio)
+    for (proxy, res, _, arrays, weight), problem in zip(agreed, problems, strict=True):
+        if problem is not None:
+            out.quarantined.append((proxy, problem))
             continue
         out.kept.append((proxy, res))
+        out.weights[node_id(proxy)] = weight
         if arrays is not None:
             out.arrays[node_id(proxy)] = arrays
-    out.reference = verdict.reference
     return out

@@ -27,7 +27,8 @@ before any vote, so thousands of keys buy no votes. Weights must be numbers, fin
 positive and at most ``Limits.max_weight``; with three or more replies a weight above
 ``Limits.max_weight_ratio`` times the round's median weight is ``outlying_weight``, and
 with two replies whose weights differ by more than that ratio neither is trusted
-(``undecided_weights``). Train arrays must have the keys, dtypes and shapes of the
+(``undecided_weights``); the weight rules are :mod:`.weights`, shared with the
+legacy guard. Train arrays must have the keys, dtypes and shapes of the
 global arrays sent, read from their bytes (see :mod:`.arrays`).
 """
 
@@ -40,6 +41,7 @@ from typing import Any
 
 from flwr.app import ArrayRecord, Message
 
+from flmon.flower import weights
 from flmon.flower.arrays import ArrayFormatError, Layout, layout
 from flmon.flower.shapes import MIN_ESTABLISHING_VOTES as MIN_ESTABLISHING_VOTES
 from flmon.flower.shapes import SCALAR as SCALAR
@@ -110,10 +112,6 @@ class Triage:
     reference: MetricShape | None = None
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _finite(value: Any) -> bool:
     if isinstance(value, list):
         return all(_finite(v) for v in value)
@@ -133,15 +131,10 @@ def oversized(metrics: Mapping[str, Any], limits: Limits) -> bool:
 def weight_of(metrics: Mapping[str, Any], key: str, limits: Limits = Limits()) -> float | None:
     """The reply's weight under ``key`` if it is acceptable, else None.
 
-    Acceptable: a number (not a bool, not a list), finite, > 0 and <= ``limits.max_weight``.
+    Acceptable: a number (not a bool, not a list), finite, > 0 and <= ``limits.max_weight``
+    (:func:`flmon.flower.weights.accepted`, the rule the legacy guard applies too).
     """
-    value = metrics.get(key)
-    if value is None or not _is_number(value):
-        return None
-    weight = float(value)
-    if not math.isfinite(weight) or weight <= 0 or weight > limits.max_weight:
-        return None
-    return weight
+    return weights.accepted(metrics.get(key), limits.max_weight)
 
 
 def expected_layouts(arrays: ArrayRecord) -> dict[str, Layout | None]:
@@ -173,22 +166,6 @@ def _array_problem(arrays: ArrayRecord, expected: Mapping[str, Layout | None]) -
         if got.dtype != want.dtype or got.shape != want.shape:
             return "malformed_arrays"
     return None
-
-
-def _weights_problem(weights: list[float], limits: Limits) -> list[str | None]:
-    """Per weight: None, ``outlying_weight`` or ``undecided_weights``."""
-    n = len(weights)
-    if n == 2:
-        low, high = sorted(weights)
-        undecided = high > limits.max_weight_ratio * low
-        return ["undecided_weights" if undecided else None] * 2
-    if n < 3:
-        return [None] * n
-    ordered = sorted(weights)
-    middle = n // 2
-    median = ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    return ["outlying_weight" if w > limits.max_weight_ratio * median else None
-            for w in weights]
 
 
 def triage(
@@ -262,7 +239,7 @@ def triage(
     if weighted_by_key is None:
         result.kept = [msg for msg, _ in agreed]
         return result
-    problems = _weights_problem([w for _, w in agreed if w is not None], limits)
+    problems = weights.judge([w for _, w in agreed if w is not None], limits.max_weight_ratio)
     for (msg, _), problem in zip(agreed, problems, strict=True):
         if problem is None:
             result.kept.append(msg)

@@ -105,8 +105,12 @@ def _reply_node(msg: Message, addressee: Mapping[str, int]) -> int:
     return msg.metadata.src_node_id
 
 
-def check_options(update_sample_size: int | None, anomaly_threshold: float) -> None:
+def check_options(update_sample_size: int | None, anomaly_threshold: float,
+                  reply_limits: Limits | None = None) -> None:
     """Refuse options both strategy wrappers (Message API and legacy) take."""
+    if reply_limits is not None and not isinstance(reply_limits, Limits):
+        raise TypeError("reply_limits must be a flmon.flower.replies.Limits, got "
+                        f"{type(reply_limits)!r}")
     if update_sample_size is not None and update_sample_size < 1:
         raise ValueError("update_sample_size must be >= 1")
     if not math.isfinite(anomaly_threshold) or anomaly_threshold <= 0:
@@ -212,7 +216,7 @@ class InstrumentedStrategy(Strategy):
             raise TypeError(
                 f"instrument() needs a flwr.serverapp.strategy.Strategy, got {type(strategy)!r}"
             )
-        check_options(update_sample_size, anomaly_threshold)
+        check_options(update_sample_size, anomaly_threshold, reply_limits)
         self.strategy = strategy
         self.metrics = metrics if metrics is not None else registry.server_metrics()
         self.recorder = ServerRecorder(

@@ -124,7 +124,7 @@ def test_uninstrumented_legacy_server_gets_the_apps_metrics_unchanged() -> None:
 
 @pytest.mark.parametrize(("behaviour", "reason"), [
     ("nan", "non_finite_metrics"),
-    ("zero-examples", "num_examples"),
+    ("zero-examples", "invalid_weight"),
     ("bad-shape", "malformed_arrays"),
     ("bad-dtype", "malformed_arrays"),
     ("inf-array", "malformed_arrays"),
