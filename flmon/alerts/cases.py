@@ -12,7 +12,7 @@ from flmon.alerts.spec import Expect, TestCtx
 def const(value: float | str, steps: int) -> str:
     """``value`` at steps 0..``steps``."""
     if value == "NaN" or (isinstance(value, float) and math.isnan(value)):
-        return " ".join(["NaN"] * (steps + 1))  # promtool's expanding notation lacks NaN
+        return f"NaN+0x{steps}"  # promtool refuses NaNx<n>; NaN plus 0 per step is NaN
     return f"{value}x{steps}"
 
 
@@ -28,10 +28,6 @@ def until(value: float | str, last: int) -> str:
 
 def fmt(value: float) -> str:
     return "NaN" if math.isnan(value) else f"{value:g}"
-
-
-LONG_AGO = "-86400"
-"""A creation time a day before the test starts."""
 
 
 def stale_checks(tc: TestCtx, ended_at: int, firing: tuple[Expect, ...],

@@ -285,7 +285,7 @@ def _replaced_cases(tc: TestCtx, node: Callable[[str, str], Series], exp: Expect
     heartbeat; a dead node nobody replaced does not."""
     fire_at = tc.for_steps + 3
     stale = math.ceil(tc.ctx.stale_s / tc.step)  # steps from the last heartbeat
-    n = stale + 4
+    n = max(stale, fire_at) + 4
     step = tc.step
     # The last heartbeat at t=0: the age grows by one step per step.
     offline = f"1 {const(0, n - 1)}"
@@ -392,9 +392,22 @@ def _run_failed_cases(tc: TestCtx) -> list[Case]:
     exp = Expect(tc.labels(), RUN_FAILED_SUMMARY,
                  _run_failed_text(ctx.federation, ctx.window, count(1)))
     failed = f"{const(2, fail_at - 1)} {const(3, n - fail_at)}"
+    # The failure is in the window for w - 1 steps (w, ranges closed at both ends): a
+    # `for` at least as long as the window never lets the alert fire.
+    if tc.for_steps <= w - 3:
+        failure = Case("a run failed", (finished("failed", failed),
+                                        finished("completed", const(5, n))),
+                       ((fail_at - 1, ()), (fire_at, (exp,)), (fail_at + w + 1, ())))
+    elif tc.for_steps >= w:
+        failure = Case("a run failed, but `for` is not shorter than the window: no alert",
+                       (finished("failed", failed), finished("completed", const(5, n))),
+                       ((fail_at - 1, ()), (fail_at + w, ()), (fire_at, ())))
+    else:  # fires for one step at most, depending on the range's ends: not asserted
+        failure = Case("a run failed, `for` about the window: quiet before the failure",
+                       (finished("failed", failed), finished("completed", const(5, n))),
+                       ((fail_at - 1, ()),))
     return [
-        Case("a run failed", (finished("failed", failed), finished("completed", const(5, n))),
-             ((fail_at - 1, ()), (fire_at, (exp,)), (fail_at + w + 1, ()))),
+        failure,
         Case("runs complete", (finished("failed", const(2, n)),
                                finished("completed", f"5+1x{n}")), ((fire_at, ()),)),
         Case("a restarted watch starts at the runs already finished: no alert",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from flmon.alerts import exprs
-from flmon.alerts.cases import LONG_AGO, blank, const, until
+from flmon.alerts.cases import blank, const, until
 from flmon.alerts.exprs import dd_window, dedupe
 from flmon.alerts.spec import Alert, Case, Ctx, Expect, Monitor, Series, TestCtx
 from flmon.alerts.text import (
@@ -63,7 +63,7 @@ def _no_updates_cases(tc: TestCtx) -> list[Case]:
         "watched a whole window",
         (*run, *[Series(s.name, s.labels, f"{blank(start)} {const(40, n)}")
                  for s in tc.on_paths("fl_model_updates_total", "", client="site-a")],
-         *tc.on_paths("fl_model_updates_created", const(LONG_AGO, n + start), client="site-a")),
+         *tc.on_paths("fl_model_updates_created", const(tc.long_ago, n + start), client="site-a")),
         ((start + tc.for_steps + 1, ()), (start + w - 1, ()))))
     ended = fire_at + 1
     cases.append(Case(
@@ -146,7 +146,7 @@ def _dropout_cases(tc: TestCtx) -> list[Case]:
     start, k = 2, math.ceil(t)
     new_at = start + k + tc.for_steps + 1
     if new_at - w < start:
-        ramp = " ".join(str(v) for v in range(1, k + 1))
+        ramp = f"1+1x{k - 1}"  # 1, 2, .., k
         values = f"{blank(start)} {ramp} {k}x{new_at + 5 - start - k}"
         cases.append(Case(
             f"a new client fails {k} times right after joining",
@@ -156,7 +156,7 @@ def _dropout_cases(tc: TestCtx) -> list[Case]:
     # failures: they happened before the window and are not counted.
     cases.append(Case(
         "Prometheus restarted with an empty TSDB: old failures do not fire",
-        (*tc.run(n), *failures(const(max(9, k * 3), n), "site-d", created=LONG_AGO)),
+        (*tc.run(n), *failures(const(max(9, k * 3), n), "site-d", created=tc.long_ago)),
         ((tc.for_steps + 2, ()), (fire_at, ()))))
     ended = fire_at + 1
     cases.append(Case(
@@ -250,7 +250,8 @@ def _stalled_monitor(ctx: Ctx) -> Monitor:
 
 ROUND_STALLED = Alert(
     name="FLRoundStalled", severity="warning", for_="1m", team="platform",
-    threshold=1800, bounds=(1.0, 1e7), scope="in_progress", summary=STALLED_SUMMARY,
+    threshold=1800, bounds=(1.0, 1e7), threshold_seconds=True, scope="in_progress",
+    summary=STALLED_SUMMARY,
     expr=_stalled_expr,
     description=lambda ctx: _stalled_text(ctx.federation, ctx.threshold,
                                           "{{ $value | humanizeDuration }}",

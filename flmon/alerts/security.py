@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from flmon.alerts import exprs
-from flmon.alerts.cases import LONG_AGO, blank, const, fmt, stale_checks, until
+from flmon.alerts.cases import blank, const, fmt, stale_checks, until
 from flmon.alerts.exprs import dd_window, dedupe
 from flmon.alerts.spec import Alert, Case, Ctx, Expect, Inhibit, Monitor, Series, TestCtx
 from flmon.alerts.text import (
@@ -62,7 +62,8 @@ def _anomaly_cases(tc: TestCtx) -> list[Case]:
 
     def flagged(client: str, values: str) -> list[Series]:
         return [*tc.on_paths("fl_anomalous_updates_total", values, client=client),
-                *tc.on_paths("fl_anomalous_updates_created", const(LONG_AGO, n), client=client)]
+                *tc.on_paths("fl_anomalous_updates_created", const(tc.long_ago, n),
+                             client=client)]
 
     series = [*score("site-a", low), *score("site-b", high), *flagged("site-a", const(0, n))]
     expected = [exp("site-b", high)]
@@ -253,7 +254,7 @@ def _rejected_cases(tc: TestCtx) -> list[Case]:
         Case("nothing rejected lately", tuple(rejected(const(5, n), "non_finite")),
              ((fire_at, ()),)),
         Case("Prometheus restarted with an empty TSDB: old rejections do not fire",
-             tuple(rejected(const(math.floor(t) + 50, n), "oversized", created=LONG_AGO)),
+             tuple(rejected(const(math.floor(t) + 50, n), "oversized", created=tc.long_ago)),
              ((1, ()), (tc.for_steps + 2, ()), (fire_at, ()))),
     ]
     # The counter of a reason appears with its first rejection: that one counts too.

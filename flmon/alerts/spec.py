@@ -268,6 +268,13 @@ class TestCtx:
         return int(-(-seconds // self.step))
 
     @property
+    def long_ago(self) -> str:
+        """A creation time (seconds) more than a window before the test starts: a day, or
+        a window and a step when the window is longer."""
+        window = self.ctx.window_s if self.ctx.window_value is not None else 0.0
+        return str(-max(86400, math.ceil(window) + self.step))
+
+    @property
     def for_steps(self) -> int:
         return self.steps(self.ctx.for_)
 
@@ -402,6 +409,9 @@ class Alert:
         Builds the Datadog monitor.
     needs
         Which scrape paths the alert reads (``run``: the ServerApp's, ``watch``).
+    threshold_seconds
+        Whether the threshold is a duration in seconds (its cases then span it, and the
+        test's step is chosen for it too).
     """
 
     name: str
@@ -422,6 +432,7 @@ class Alert:
     per_client: bool = False
     inhibits: tuple[Inhibit, ...] = ()
     needs: Literal["run", "watch", "any"] = "run"
+    threshold_seconds: bool = False
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"FL[A-Z][A-Za-z]+", self.name):

@@ -113,8 +113,9 @@ def flmon_main(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
-def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, cwd=cwd,
+def run_tool(*args: str, cwd: Path | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           check=False)
 
 
