@@ -1,8 +1,10 @@
-"""Process-wide state that one test must not hand to the next."""
+"""Process-wide state that one test must not hand to the next, and fixtures every folder uses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +24,18 @@ def _isolated_process_context() -> Iterator[None]:
         logs._GLOBAL_CONTEXT.clear()
         logs._GLOBAL_CONTEXT.update(saved)
     runlabel.set_current_run(None if run == runlabel.UNKNOWN_RUN else run)
+
+
+@pytest.fixture()
+def render_dir(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    """Renders each configuration given into its own folder under ``tmp_path``."""
+    from tests.render.conftest import render_into
+
+    counter = iter(range(1000))
+
+    def make(data: dict[str, Any]) -> Path:
+        out = tmp_path / f"render{next(counter)}"
+        render_into(out, data)
+        return out
+
+    return make

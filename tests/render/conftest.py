@@ -8,7 +8,6 @@ import io
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +82,6 @@ def render_into(out: Path, data: dict[str, Any]) -> dict[str, str]:
     files = render(cfg)
     write(files, out)
     return files
-
-
-@pytest.fixture()
-def render_dir(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
-    counter = iter(range(1000))
-
-    def make(data: dict[str, Any]) -> Path:
-        out = tmp_path / f"render{next(counter)}"
-        render_into(out, data)
-        return out
-
-    return make
 
 
 def run_flmon(*args: str, cwd: Path = REPO,
