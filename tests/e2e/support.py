@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.stack.flower import FlowerFederation
@@ -88,3 +92,18 @@ def sample_sum(samples: Samples, name: str, **labels: str) -> float:
     """Sum of the ``name`` samples whose labels include ``labels``."""
     return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x
                                                             for k, x in labels.items()))
+
+
+T = TypeVar("T")
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
+    """``probe()``'s first truthy value; the test fails naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)

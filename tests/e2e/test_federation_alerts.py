@@ -25,10 +25,10 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -42,11 +42,10 @@ from flmon.stack.pushgateway import Pushgateway
 from flmon.stack.slack_receiver import SlackMessage, SlackReceiver
 from flmon.stack.watch import WatchProcess, value
 from tests.e2e.amsignals import is_sentinel, sentinel, wait_inhibited
-from tests.e2e.support import node_id
+from tests.e2e.support import node_id, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-T = TypeVar("T")
 
 FEDERATION = "clinics-eu"
 WATCH_JOB = "clinics-watch"
@@ -118,15 +117,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # --- signals ------------------------------------------------------------------------
 
 
-def _wait(what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def _key(labels: dict[str, str]) -> tuple[str, str]:
@@ -155,7 +145,7 @@ def _unix(stamp: str) -> float:
 def _nothing_else(stack: Stack, expected: set[tuple[str, str]]) -> None:
     """Prometheus and AlertManager hold exactly ``expected``, seen after fresh evaluations."""
     since = time.time() + 1.0  # a scrape of the watch after this point, then an evaluation
-    _wait("a rule evaluation of every group", lambda: _evaluated_since(stack, since), 30)
+    wait_until("a rule evaluation of every group", lambda: _evaluated_since(stack, since), 30)
     in_prometheus = {_key(a["labels"]) for a in stack.prom.alerts()}  # pending and firing
     assert in_prometheus == expected, stack.prom.alerts()
     assert _am_active(stack) == expected, stack.am.alerts(active=True)
@@ -208,7 +198,7 @@ def test_a_supernode_killed_between_runs_fires_node_offline_for_it_only(stack: S
     others = {node_id(stack.fed, i) for i in range(NODES) if i != VICTIM}
     stack.fed.kill_supernode(VICTIM)
     killed = time.monotonic()
-    alerts = _wait("FLNodeOffline in AlertManager",
+    alerts = wait_until("FLNodeOffline in AlertManager",
                    lambda: stack.am.alerts(active=True, alertname="FLNodeOffline"), 150)
     _record(stack, "SIGKILL of a SuperNode -> FLNodeOffline firing in AlertManager",
             time.monotonic() - killed)
@@ -236,7 +226,7 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
     victim = node_id(stack.fed, VICTIM)
     stack.fed.kill_superlink()
     killed = time.monotonic()
-    down = _wait("FLSuperLinkDown in AlertManager",
+    down = wait_until("FLSuperLinkDown in AlertManager",
                  lambda: stack.am.alerts(active=True, alertname="FLSuperLinkDown"), 90)
     _record(stack, "SIGKILL of the SuperLink -> FLSuperLinkDown firing in AlertManager",
             time.monotonic() - killed)
@@ -283,7 +273,7 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
     stack.fed.restart_superlink()
     stack.watch.wait_for("fl_superlink_up", 1, timeout=60)
     stack.slack.wait_for(lambda m: m.resolved and "] FLSuperLinkDown (" in _title(m), 60)
-    _wait("FLSuperLinkDown gone from AlertManager", lambda: not stack.am.alerts(
+    wait_until("FLSuperLinkDown gone from AlertManager", lambda: not stack.am.alerts(
         active=True, alertname="FLSuperLinkDown") or None, 30)
     # The restarted SuperLink kept nothing (in-memory state): the SuperNodes still alive
     # are refused (401 on their next heartbeat or pull) and exit, and none is listed any
@@ -297,11 +287,11 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
     for client in survivors:
         assert value(gone, "fl_supernode_online", client=client) == 0
         assert value(gone, "fl_supernode_replaced", client=client) == 1
-    _wait("FLNodeOffline of every surviving node in AlertManager", lambda: survivors <= {
+    wait_until("FLNodeOffline of every surviving node in AlertManager", lambda: survivors <= {
         client for name, client in _am_active(stack) if name == "FLNodeOffline"} or None, 60)
     for index in range(NODES - 1):
         stack.fed.supernodes[index].wait(timeout=120)
-    _wait("every FLNodeOffline resolved after stale_after", lambda: not stack.am.alerts(
+    wait_until("every FLNodeOffline resolved after stale_after", lambda: not stack.am.alerts(
         active=True, alertname="FLNodeOffline") or None, 180)
     forgotten = stack.watch.wait_for("fl_superlink_up", 1)
     assert all(value(forgotten, "fl_supernode_online", client=c) is None

@@ -11,9 +11,7 @@ own (the group the watch deletes ``lifecycle.stale_after`` after the run ended).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,24 +22,13 @@ from flmon.stack.flower import FlowerFederation
 from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
+from tests.e2e.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "legacyfl"
-T = TypeVar("T")
 
 
-def _wait(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 def test_a_legacy_run_carries_its_run_id_on_both_paths(tmp_path: Path) -> None:
@@ -87,7 +74,7 @@ def test_a_legacy_run_carries_its_run_id_on_both_paths(tmp_path: Path) -> None:
                 found_jobs = sorted(r["metric"]["job"] for r in rows)
                 return found_jobs if len(found_jobs) == 2 else None
 
-            jobs = _wait("the run's series on both paths", jobs_with_run, 30)
+            jobs = wait_until("the run's series on both paths", jobs_with_run, 30)
             assert jobs == ["flmon", "flmon-exporter"]
             active_live = prom.query(
                 f'max_over_time(fl_run_active{{job="flmon-exporter",run_id="{run_id}"}}[10m])')

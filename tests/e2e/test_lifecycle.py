@@ -8,9 +8,8 @@ and after the run ended it must resolve once ``lifecycle.stale_after`` has passe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -25,21 +24,11 @@ from flmon.stack.alertmanager import AlertManager
 from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
-
-T = TypeVar("T")
+from tests.e2e.support import wait_until
 
 STALE_AFTER = 20.0
 
 
-def _wait(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 def _config(live: int, pushgateway: int, alertmanager: int) -> dict[str, Any]:
@@ -84,7 +73,7 @@ def test_one_problem_on_both_paths_is_one_alert_and_resolves_after_stale_after(
         exporter = start_exporter(live_port, registry=registry)
         try:
             pusher.request()
-            _wait("the first push", lambda: pusher.pushes >= 1, 10)
+            wait_until("the first push", lambda: pusher.pushes >= 1, 10)
             with AlertManager(am_config, workdir=tmp_path / "am", port=am_port) as am, \
                     Prometheus(out / "prometheus/prometheus.yml",
                                rules=[out / "rules/flmon-rules.yaml"],
@@ -98,11 +87,11 @@ def test_one_problem_on_both_paths_is_one_alert_and_resolves_after_stale_after(
                     return sorted(s["metric"]["job"] for s in prom.query(
                         'fl_training_accuracy{federation="lifecycle"}'))
 
-                _wait("both paths scraped", lambda: jobs() == ["flmon", "flmon-exporter"])
-                _wait("an evaluation with both paths", lambda: prom.query(
+                wait_until("both paths scraped", lambda: jobs() == ["flmon", "flmon-exporter"])
+                wait_until("an evaluation with both paths", lambda: prom.query(
                     'count(ALERTS{alertname="FLLowTrainingAccuracy"}) and on () '
                     'count(fl_training_accuracy{federation="lifecycle"}) == 2'), 15)
-                alerts = _wait("FLLowTrainingAccuracy in AlertManager", firing)
+                alerts = wait_until("FLLowTrainingAccuracy in AlertManager", firing)
                 # ...and Prometheus evaluates it to one alert, which AlertManager holds once
                 rule_alerts = [a for a in prom.api("alerts")["alerts"]
                                if a["labels"]["alertname"] == "FLLowTrainingAccuracy"]
@@ -121,7 +110,7 @@ def test_one_problem_on_both_paths_is_one_alert_and_resolves_after_stale_after(
                 metrics.gauge("fl_run_end_timestamp_seconds").set(ended_at)
                 assert pusher.close()
                 exporter.close()
-                _wait("FLLowTrainingAccuracy to resolve", lambda: not firing() or None, 90)
+                wait_until("FLLowTrainingAccuracy to resolve", lambda: not firing() or None, 90)
 
                 # Looking back: halfway to stale_after the live exporter was gone and the
                 # Pushgateway alone kept the ended run's alert, still one alert...

@@ -18,10 +18,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -34,24 +32,15 @@ from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
 from flmon.stack.watch import WatchProcess
+from tests.e2e.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "tinyfl"
 FED = "killed"
 STALE_AFTER = "20s"
-T = TypeVar("T")
 
 
-def _wait(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def _descendants(root: int) -> list[int]:
@@ -136,7 +125,7 @@ def test_a_serverapp_killed_mid_run_fires_exporter_down_then_run_failed_and_noth
                       "pushgateway": gateway.address}, timeout=400)), daemon=True)
             runner.start()
             sel = f'federation="{FED}"'
-            _wait("the first round on the live path", lambda: prom.query(
+            wait_until("the first round on the live path", lambda: prom.query(
                 f'fl_rounds_completed_total{{job="flmon-exporter",{sel}}} >= 1'), 240)
             assert prom.query(f'fl_run_active{{job="flmon",{sel}}} == 1')  # pushed too
             assert active() == set()  # a healthy run in progress
@@ -147,16 +136,16 @@ def test_a_serverapp_killed_mid_run_fires_exporter_down_then_run_failed_and_noth
             os.kill(pid, signal.SIGKILL)
 
             # The exporter is gone while the run is in progress: the live branch.
-            _wait("FLExporterDown", lambda: "FLExporterDown" in active() or None)
+            wait_until("FLExporterDown", lambda: "FLExporterDown" in active() or None)
             down = am.alerts(active=True, alertname="FLExporterDown")
             assert [a["labels"].get("job") for a in down] == ["flmon-exporter"]
             # The SuperLink marks the run failed: FLExporterDown resolves, FLRunFailed fires.
-            _wait("FLRunFailed", lambda: "FLRunFailed" in active() or None, 240)
-            _wait("FLExporterDown to resolve", lambda: "FLExporterDown" not in active()
+            wait_until("FLRunFailed", lambda: "FLRunFailed" in active() or None, 240)
+            wait_until("FLExporterDown to resolve", lambda: "FLExporterDown" not in active()
                   or None, 60)
             # stale_after after the end the watch deletes the killed run's group: nothing
             # of the run is left to fire on.
-            _wait("the killed run's group to be deleted", lambda: not prom.query(
+            wait_until("the killed run's group to be deleted", lambda: not prom.query(
                 f'fl_run_active{{job="flmon",{sel},run_id="{run_id}"}}') or None, 120)
             ruled = {a["labels"]["alertname"] for a in prom.api("alerts")["alerts"]}
             assert ruled == {"FLRunFailed"}, ruled

@@ -14,9 +14,8 @@ that is what AlertManager holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -32,24 +31,15 @@ from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
 from flmon.telemetry import REJECT_REASONS
+from tests.e2e.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-T = TypeVar("T")
 FED = "restart"
 WINDOW = "10s"
 HISTORY = {"FLClientDropout", "FLTelemetryRejected"}
 
 
-def _wait(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 def _config(pushgateway: int, alertmanager: int) -> dict[str, Any]:
@@ -113,22 +103,22 @@ def test_an_empty_tsdb_after_a_run_with_dropouts_fires_nothing_about_history(
                     reason=REJECT_REASONS[0]).inc(3)
                 metrics.gauge("fl_training_accuracy").set(0.5)
                 pusher.request()
-                _wait("the run's alerts in AlertManager",
+                wait_until("the run's alerts in AlertManager",
                       lambda: HISTORY | {"FLLowTrainingAccuracy"} <= active() or None)
                 recorder.round_completed(2.0)
                 recorder.run_ended(None)
                 pusher.request()
-                _wait("the ended run's pushed state", lambda: prom.query(
+                wait_until("the ended run's pushed state", lambda: prom.query(
                     f'fl_run_active{{federation="{FED}",run_id="31"}} == 0'))
                 # The run ended (FLClientDropout is about a run in progress) and the
                 # rejections are older than the window: both resolve on their own.
-                _wait("the history to resolve", lambda: not (HISTORY & active()) or None)
+                wait_until("the history to resolve", lambda: not (HISTORY & active()) or None)
                 assert active() == {"FLLowTrainingAccuracy"}
             assert pusher.close()
 
             # A new Prometheus on an empty TSDB, the Pushgateway unchanged.
             with prometheus("prom-2") as prom:
-                _wait("the Pushgateway's series in the new TSDB", lambda: prom.query(
+                wait_until("the Pushgateway's series in the new TSDB", lambda: prom.query(
                     f'fl_telemetry_rejected_total{{federation="{FED}"}} > 0'))
                 scraped_at = time.time()
 
@@ -138,7 +128,7 @@ def test_an_empty_tsdb_after_a_run_with_dropouts_fires_nothing_about_history(
                         _seconds(g["lastEvaluation"]) > scraped_at + 2 for g in groups)
 
                 # Every rule group evaluated the restored data (twice: 1 s apart)...
-                _wait("every rule group evaluated over the scraped data",
+                wait_until("every rule group evaluated over the scraped data",
                       evaluated_since_scrape, 30)
                 firing = prom.api("alerts")["alerts"]
                 # ...and only what is still true fires: the ended run's low accuracy.
@@ -146,7 +136,7 @@ def test_an_empty_tsdb_after_a_run_with_dropouts_fires_nothing_about_history(
                     ("FLLowTrainingAccuracy", "firing")}
                 assert [a["labels"]["run_id"] for a in firing] == ["31"]
                 # AlertManager got it from the new Prometheus, and nothing else.
-                held = _wait("AlertManager to hold the new Prometheus' alert", lambda: [
+                held = wait_until("AlertManager to hold the new Prometheus' alert", lambda: [
                     a for a in am.alerts(active=True)
                     if _seconds(a["updatedAt"]) > scraped_at] or None)
                 assert _names(held) == {"FLLowTrainingAccuracy"}
