@@ -3,22 +3,94 @@ in-process tests of the legacy strategy wrapper, honest or misbehaving."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from flwr.app import Context
+from flwr.app import Context, RecordDict
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.common import FitRes, Parameters, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server import LegacyContext, ServerConfig
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.compat.app import start_grid
+from flwr.server.strategy import FedAvg
+from flwr.server.workflow import DefaultWorkflow
 
-from flmon.flower import TelemetryMod
+from flmon.flower import InstrumentedLegacyStrategy, TelemetryMod, instrument
+from flmon.flower.legacy_guard import node_id
+from flmon.metrics import FlmonMetrics
 from flmon.training import LocalRecorder, track_training
+from tests.core.ingrid import InProcessGrid
 
 SHAPES = ((4, 3), (3,))
 
 
+ATTACK = 1000.0
+"""What a hostile client sends in every parameter: "the model became the attacker's"
+shows at a glance."""
+STEP = 0.1
+"""What an honest client adds to every parameter each round."""
+
+
 def initial() -> list[np.ndarray]:
     return [np.zeros(s, dtype=np.float32) for s in SHAPES]
+
+
+def trained(parameters: list[np.ndarray], hostile: bool) -> list[np.ndarray]:
+    """An honest client's update (``STEP`` added), or a hostile one's (``ATTACK``)."""
+    if hostile:
+        return [np.full(a.shape, ATTACK, dtype=a.dtype) for a in parameters]
+    return [(a + STEP).astype(a.dtype) for a in parameters]
+
+
+class RecordingFedAvg(FedAvg):
+    """FedAvg that records the global parameters it is handed, what it aggregates and the
+    model after the last fit round."""
+
+    def __init__(self) -> None:
+        super().__init__(min_available_clients=1, min_fit_clients=1,
+                         min_evaluate_clients=1,
+                         on_fit_config_fn=lambda r: {"server_round": r},
+                         initial_parameters=ndarrays_to_parameters(initial()))
+        self.sent: dict[int, list[np.ndarray]] = {}
+        self.aggregated: dict[int, list[int]] = {}
+        self.final: list[np.ndarray] | None = None
+
+    def configure_fit(self, server_round: int, parameters: Parameters,
+                      client_manager: ClientManager) -> Any:
+        self.sent[server_round] = parameters_to_ndarrays(parameters)
+        return super().configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+                      failures: Any) -> Any:
+        self.aggregated[server_round] = sorted(node_id(p) for p, _ in results)
+        return super().aggregate_fit(server_round, results, failures)
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters,
+                           client_manager: ClientManager) -> Any:
+        self.final = parameters_to_ndarrays(parameters)  # the model after the fit round
+        return super().configure_evaluate(server_round, parameters, client_manager)
+
+
+def run_legacy(apps: Mapping[int, ClientApp], rounds: int, *, workflow: bool = False,
+               **options: Any) -> tuple[RecordingFedAvg, FlmonMetrics]:
+    """``apps`` through Flower's ``start_grid`` loop (or with ``workflow`` its
+    ``DefaultWorkflow``), the strategy instrumented with ``options``."""
+    metrics = FlmonMetrics(sides=("server", "sink"))
+    base = RecordingFedAvg()
+    wrapped = instrument(base, metrics=metrics, num_rounds=rounds, **options)
+    assert isinstance(wrapped, InstrumentedLegacyStrategy)
+    grid, config = InProcessGrid(dict(apps)), ServerConfig(num_rounds=rounds)
+    if workflow:
+        context = Context(run_id=4242, node_id=0, node_config={}, state=RecordDict(),
+                          run_config={})
+        DefaultWorkflow()(grid, LegacyContext(context, config, wrapped))
+    else:
+        start_grid(grid=grid, config=config, strategy=wrapped)
+    return base, metrics
 
 
 class LegacyClient(NumPyClient):

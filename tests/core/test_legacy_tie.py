@@ -15,33 +15,29 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Context, RecordDict
+from flwr.app import Context
 from flwr.client import NumPyClient
 from flwr.clientapp import ClientApp
 from flwr.common import (
     Code,
     FitRes,
-    Parameters,
     Scalar,
     Status,
     ndarrays_to_parameters,
-    parameters_to_ndarrays,
 )
-from flwr.server import LegacyContext, ServerConfig
-from flwr.server.client_manager import ClientManager
-from flwr.server.client_proxy import ClientProxy
-from flwr.server.compat.app import start_grid
-from flwr.server.strategy import FedAvg
-from flwr.server.workflow import DefaultWorkflow
 
-from flmon.flower import InstrumentedLegacyStrategy, instrument
-from flmon.flower.legacy_guard import node_id
+from flmon.flower import instrument
 from flmon.metrics import FlmonMetrics
-from tests.core.ingrid import InProcessGrid
-from tests.core.legacy_clients import SHAPES, initial
+from tests.core.legacy_clients import (
+    ATTACK,
+    SHAPES,
+    STEP,
+    RecordingFedAvg,
+    initial,
+    run_legacy,
+    trained,
+)
 
-ATTACK = 1000.0
-STEP = 0.1
 HONEST: dict[str, Scalar] = {"loss": 0.3, "accuracy": 0.9}
 HOSTILE: dict[str, Scalar] = {"!": 1.0}
 ROUNDS = 2
@@ -61,11 +57,8 @@ class _KeyClient(NumPyClient):
         server_round = int(config["server_round"])
         if server_round in self.fail_in:
             raise RuntimeError(f"down in round {server_round}")
-        if self.hostile(server_round):
-            arrays = [np.full(a.shape, ATTACK, dtype=a.dtype) for a in parameters]
-        else:
-            arrays = [(a + STEP).astype(a.dtype) for a in parameters]
-        return arrays, 50, dict(self.metrics(server_round))
+        return trained(parameters, self.hostile(server_round)), 50, dict(
+            self.metrics(server_round))
 
     def evaluate(self, parameters: list[np.ndarray], config: dict[str, Scalar]
                  ) -> tuple[float, int, dict[str, Scalar]]:
@@ -86,49 +79,10 @@ def _app(metrics: MetricsFn | Mapping[str, Scalar] = HONEST, hostile: bool = Fal
     return ClientApp(client_fn=client_fn)
 
 
-class _Recording(FedAvg):
-    """FedAvg that records the global parameters it is handed and what it aggregates."""
-
-    def __init__(self) -> None:
-        super().__init__(min_available_clients=1, min_fit_clients=1,
-                         min_evaluate_clients=1,
-                         on_fit_config_fn=lambda r: {"server_round": r},
-                         initial_parameters=ndarrays_to_parameters(initial()))
-        self.sent: dict[int, list[np.ndarray]] = {}
-        self.aggregated: dict[int, list[int]] = {}
-        self.final: list[np.ndarray] | None = None
-
-    def configure_fit(self, server_round: int, parameters: Parameters,
-                      client_manager: ClientManager) -> Any:
-        self.sent[server_round] = parameters_to_ndarrays(parameters)
-        return super().configure_fit(server_round, parameters, client_manager)
-
-    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
-                      failures: Any) -> Any:
-        self.aggregated[server_round] = sorted(node_id(p) for p, _ in results)
-        return super().aggregate_fit(server_round, results, failures)
-
-    def configure_evaluate(self, server_round: int, parameters: Parameters,
-                           client_manager: ClientManager) -> Any:
-        self.final = parameters_to_ndarrays(parameters)  # the model after the fit round
-        return super().configure_evaluate(server_round, parameters, client_manager)
-
-
 def _run(apps: Mapping[int, ClientApp], rounds: int = ROUNDS, workflow: bool = False
-         ) -> tuple[_Recording, FlmonMetrics]:
+         ) -> tuple[RecordingFedAvg, FlmonMetrics]:
     """Flower's ``start_grid`` loop, or with ``workflow`` its ``DefaultWorkflow``."""
-    metrics = FlmonMetrics(sides=("server", "sink"))
-    base = _Recording()
-    wrapped = instrument(base, metrics=metrics, num_rounds=rounds)
-    assert isinstance(wrapped, InstrumentedLegacyStrategy)
-    grid, config = InProcessGrid(dict(apps)), ServerConfig(num_rounds=rounds)
-    if workflow:
-        context = Context(run_id=4242, node_id=0, node_config={}, state=RecordDict(),
-                          run_config={})
-        DefaultWorkflow()(grid, LegacyContext(context, config, wrapped))
-    else:
-        start_grid(grid=grid, config=config, strategy=wrapped)
-    return base, metrics
+    return run_legacy(apps, rounds, workflow=workflow)
 
 
 def _v(metrics: FlmonMetrics, name: str, **labels: str) -> float:
@@ -140,7 +94,7 @@ def _quarantined(metrics: FlmonMetrics, reason: str) -> float:
     return _v(metrics, "fl_replies_quarantined_total", phase="train", reason=reason)
 
 
-def _final(base: _Recording) -> np.ndarray:
+def _final(base: RecordingFedAvg) -> np.ndarray:
     assert base.final is not None
     values = np.concatenate([a.ravel() for a in base.final])
     assert np.all(np.abs(values) < 1.0), values  # never the attacker's model
@@ -245,7 +199,7 @@ def test_an_undecided_round_keeps_the_parameters_and_the_next_one_aggregates() -
 
 def test_the_wrapper_returns_flowers_no_update_when_nothing_is_kept() -> None:
     """What Flower's legacy ``Server.fit`` keeps the previous parameters on."""
-    base = _Recording()
+    base = RecordingFedAvg()
     wrapped = instrument(base, metrics=FlmonMetrics(sides=("server", "sink")))
     zeros = initial()
 

@@ -22,28 +22,25 @@ from flwr.common import (
     EvaluateRes,
     FitIns,
     FitRes,
-    Parameters,
     Scalar,
     Status,
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
-from flwr.server import ServerConfig
-from flwr.server.client_manager import ClientManager
-from flwr.server.client_proxy import ClientProxy
-from flwr.server.compat.app import start_grid
 from flwr.server.strategy import FedAvg
 
-from flmon.flower import InstrumentedLegacyStrategy, instrument
-from flmon.flower.legacy_guard import node_id
+from flmon.flower import instrument
 from flmon.flower.replies import Limits
 from flmon.metrics import FlmonMetrics
 from flmon.security.updates import DEFAULT_THRESHOLD
-from tests.core.ingrid import InProcessGrid
-from tests.core.legacy_clients import initial
+from tests.core.legacy_clients import (
+    ATTACK,
+    STEP,
+    RecordingFedAvg,
+    run_legacy,
+    trained,
+)
 
-ATTACK = 1000.0
-STEP = 0.1
 HONEST = 50
 ROUNDS = 2
 METRICS: dict[str, Scalar] = {"loss": 0.3, "accuracy": 0.9}
@@ -57,11 +54,7 @@ class _Claiming(NumPyClient):
 
     def fit(self, parameters: list[np.ndarray], config: dict[str, Scalar]
             ) -> tuple[list[np.ndarray], int, dict[str, Scalar]]:
-        if self.hostile:
-            arrays = [np.full(a.shape, ATTACK, dtype=a.dtype) for a in parameters]
-        else:
-            arrays = [(a + STEP).astype(a.dtype) for a in parameters]
-        return arrays, self.examples, dict(METRICS)
+        return trained(parameters, self.hostile), self.examples, dict(METRICS)
 
     def evaluate(self, parameters: list[np.ndarray], config: dict[str, Scalar]
                  ) -> tuple[float, int, dict[str, Scalar]]:
@@ -75,7 +68,7 @@ class _FloatClaim(Client):
         self.examples = examples
 
     def fit(self, ins: FitIns) -> FitRes:
-        arrays = [(a + STEP).astype(a.dtype) for a in parameters_to_ndarrays(ins.parameters)]
+        arrays = trained(parameters_to_ndarrays(ins.parameters), hostile=False)
         return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays),
                       self.examples, dict(METRICS))  # type: ignore[arg-type]
 
@@ -93,35 +86,9 @@ def _float_app(examples: float) -> ClientApp:
     return ClientApp(client_fn=lambda context: client)
 
 
-class _Recording(FedAvg):
-    """FedAvg that records what it aggregates and the model after the last fit."""
-
-    def __init__(self) -> None:
-        super().__init__(min_available_clients=1, min_fit_clients=1,
-                         min_evaluate_clients=1,
-                         initial_parameters=ndarrays_to_parameters(initial()))
-        self.aggregated: dict[int, list[int]] = {}
-        self.final: list[np.ndarray] | None = None
-
-    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
-                      failures: Any) -> Any:
-        self.aggregated[server_round] = sorted(node_id(p) for p, _ in results)
-        return super().aggregate_fit(server_round, results, failures)
-
-    def configure_evaluate(self, server_round: int, parameters: Parameters,
-                           client_manager: ClientManager) -> Any:
-        self.final = parameters_to_ndarrays(parameters)
-        return super().configure_evaluate(server_round, parameters, client_manager)
-
-
-def _run(apps: Mapping[int, ClientApp], **options: Any) -> tuple[_Recording, FlmonMetrics]:
-    metrics = FlmonMetrics(sides=("server", "sink"))
-    base = _Recording()
-    wrapped = instrument(base, metrics=metrics, num_rounds=ROUNDS, **options)
-    assert isinstance(wrapped, InstrumentedLegacyStrategy)
-    start_grid(grid=InProcessGrid(dict(apps)), config=ServerConfig(num_rounds=ROUNDS),
-               strategy=wrapped)
-    return base, metrics
+def _run(apps: Mapping[int, ClientApp], **options: Any
+         ) -> tuple[RecordingFedAvg, FlmonMetrics]:
+    return run_legacy(apps, ROUNDS, **options)
 
 
 def _v(metrics: FlmonMetrics, name: str, **labels: str) -> float | None:
@@ -132,7 +99,7 @@ def _quarantined(metrics: FlmonMetrics, reason: str) -> float | None:
     return _v(metrics, "fl_replies_quarantined_total", phase="train", reason=reason)
 
 
-def _model(base: _Recording) -> np.ndarray:
+def _model(base: RecordingFedAvg) -> np.ndarray:
     assert base.final is not None
     return np.concatenate([a.ravel() for a in base.final])
 
