@@ -1,4 +1,4 @@
-"""Helpers shared by the end-to-end tests: what Flower reported, read from its logs."""
+"""Helpers shared by the end-to-end tests: what Flower reported, polling, AlertManager set-ups."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from flmon.stack.flower import FlowerFederation
@@ -107,3 +108,15 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 120.0)
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.25)
+
+
+def silent_alertmanager_config(render_dir: Path) -> dict[str, Any]:
+    """An AlertManager configuration that notifies nobody but keeps the inhibitions
+    rendered into ``render_dir``: what fires, resolves or is inhibited is read from its API."""
+    rendered = yaml.safe_load((render_dir / "alertmanager/alertmanager.yml").read_text())
+    return {
+        "route": {"receiver": "null", "group_by": ["federation", "alertname"],
+                  "group_wait": "0s", "group_interval": "1s"},
+        "receivers": [{"name": "null"}],
+        "inhibit_rules": rendered["inhibit_rules"],
+    }

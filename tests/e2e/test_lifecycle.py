@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry
 
 from flmon.config import parse_config
@@ -24,7 +23,7 @@ from flmon.stack.alertmanager import AlertManager
 from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
-from tests.e2e.support import wait_until
+from tests.e2e.support import silent_alertmanager_config, wait_until
 
 STALE_AFTER = 20.0
 
@@ -62,13 +61,7 @@ def test_one_problem_on_both_paths_is_one_alert_and_resolves_after_stale_after(
         pg_port = int(pushgateway.address.rsplit(":", 1)[1])
         out = tmp_path / "render"
         write(render(parse_config(_config(live_port, pg_port, am_port))), out)
-        am_config = {
-            "route": {"receiver": "null", "group_by": ["federation", "alertname"],
-                      "group_wait": "0s", "group_interval": "1s"},
-            "receivers": [{"name": "null"}],
-            "inhibit_rules": yaml.safe_load(
-                (out / "alertmanager/alertmanager.yml").read_text())["inhibit_rules"],
-        }
+        am_config = silent_alertmanager_config(out)
         pusher = Pusher(pushgateway.address, registry, job="flmon")
         exporter = start_exporter(live_port, registry=registry)
         try:

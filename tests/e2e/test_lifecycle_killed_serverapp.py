@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flmon.config import parse_config
 from flmon.render import render, write
@@ -32,7 +31,7 @@ from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
 from flmon.stack.watch import WatchProcess
-from tests.e2e.support import wait_until
+from tests.e2e.support import silent_alertmanager_config, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -101,13 +100,7 @@ def test_a_serverapp_killed_mid_run_fires_exporter_down_then_run_failed_and_noth
         pg_port = int(gateway.address.rsplit(":", 1)[1])
         out = tmp_path / "render"
         write(render(parse_config(_config(live_port, pg_port, watch_port, am_port))), out)
-        am_config = {
-            "route": {"receiver": "null", "group_by": ["federation", "alertname"],
-                      "group_wait": "0s", "group_interval": "1s"},
-            "receivers": [{"name": "null"}],
-            "inhibit_rules": yaml.safe_load(
-                (out / "alertmanager/alertmanager.yml").read_text())["inhibit_rules"],
-        }
+        am_config = silent_alertmanager_config(out)
         watch = WatchProcess(fed.address, tmp_path / "watch.log",
                              ["--interval", "1s", "--pushgateway", gateway.address,
                               "--stale-after", STALE_AFTER], port=watch_port)

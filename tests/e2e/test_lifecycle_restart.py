@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flmon.config import parse_config
 from flmon.flower.recorder import ServerRecorder
@@ -31,7 +30,7 @@ from flmon.stack.ports import free_ports
 from flmon.stack.prometheus import Prometheus
 from flmon.stack.pushgateway import Pushgateway
 from flmon.telemetry import REJECT_REASONS
-from tests.e2e.support import wait_until
+from tests.e2e.support import silent_alertmanager_config, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,13 +72,7 @@ def test_an_empty_tsdb_after_a_run_with_dropouts_fires_nothing_about_history(
         pg_port = int(gateway.address.rsplit(":", 1)[1])
         out = tmp_path / "render"
         write(render(parse_config(_config(pg_port, am_port))), out)
-        am_config = {
-            "route": {"receiver": "null", "group_by": ["federation", "alertname"],
-                      "group_wait": "0s", "group_interval": "1s"},
-            "receivers": [{"name": "null"}],
-            "inhibit_rules": yaml.safe_load(
-                (out / "alertmanager/alertmanager.yml").read_text())["inhibit_rules"],
-        }
+        am_config = silent_alertmanager_config(out)
         pusher = Pusher(gateway.address, metrics.registry, job="flmon",
                         grouping_key={"run_id": "31"})
         with AlertManager(am_config, workdir=tmp_path / "am", port=am_port) as am:
