@@ -177,18 +177,18 @@ def _sinks(metrics: Any, run_id: int, rounds: int, strategy: str) -> Iterator[No
     """The sinks the environment configures, for the block; none when it configures none.
 
     The Elasticsearch handler goes on the root logger (the ServerApp's and flmon's ECS
-    records), Datadog mirrors the run's ``fl_*`` series, Slack hears of the run's start
-    and end. Closing is bounded: a sink that is down never holds the ServerApp.
+    records), Slack hears of the run's start and end. DogStatsD is not built here: the
+    instrumented strategy sends the run's ``fl_*`` series itself when
+    ``FLMON_DATADOG_ENABLED`` is set, and a second sender would count everything twice.
+    Closing is bounded: a sink that is down never holds the ServerApp.
     """
     from flmon.sinks import build_sinks
 
-    sinks = build_sinks(metrics=metrics, mirror=metrics)
+    sinks = build_sinks(metrics=metrics, datadog=False)
     if not sinks:
         yield
         return
     sinks.attach_logging()
-    if sinks.datadog is not None:
-        sinks.datadog.set_context(run=run_id)
     try:
         if sinks.slack is not None:
             with sinks.slack.track_run(run_id, rounds=rounds, strategy=strategy):

@@ -4,6 +4,7 @@ Slack, here into the loopback receivers (real Flower SuperLink and SuperNodes)."
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,15 @@ def test_the_fraud_app_ships_its_logs_figures_and_run_notices(tmp_path: Path) ->
                            for line in udp.lines()))
         rounds = [line for line in udp.lines() if line.startswith("flmon.fl_rounds_completed.")]
         assert all("federation:banks" in line for line in rounds)
+        # One sender per series: the run's one round is counted once, not once per sender.
+        # The ServerApp has ended (its sinks flushed); a sentinel sent now arrives after
+        # anything it sent.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sentinel:
+            sentinel.sendto(b"sentinel.done:1|c", ("127.0.0.1", udp.port))
+        _until(lambda: "sentinel.done:1|c" in udp.lines())
+        completed = [line for line in udp.lines()
+                     if line.startswith("flmon.fl_rounds_completed.count:")]
+        assert sum(float(line.split(":", 1)[1].split("|", 1)[0]) for line in completed) == 1
 
         # Slack: the run started, then finished.
         _until(lambda: len(slack.posts) >= 2)
