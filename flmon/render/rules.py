@@ -208,16 +208,22 @@ def alert_rules(cfg: FlmonConfig) -> list[AlertRule]:
     return rules
 
 
+def group_names(cfg: FlmonConfig) -> tuple[str, str]:
+    """The names of the recording group and of the alert group, in evaluation order."""
+    fed = cfg.federation.name
+    return f"flmon-{fed}-recording", f"flmon-{fed}-alerts"
+
+
 def rule_groups(cfg: FlmonConfig) -> list[dict[str, Any]]:
     """The rule groups: recording rules first, then alerts."""
-    fed = cfg.federation.name
+    recording, alerting = group_names(cfg)
     groups: list[dict[str, Any]] = [
-        {"name": f"flmon-{fed}-recording", "interval": cfg.prometheus.evaluation_interval,
+        {"name": recording, "interval": cfg.prometheus.evaluation_interval,
          "rules": [r.as_dict() for r in recording_rules(cfg)]},
     ]
     alerts = alert_rules(cfg)
     if alerts:
-        groups.append({"name": f"flmon-{fed}-alerts",
+        groups.append({"name": alerting,
                        "interval": cfg.prometheus.evaluation_interval,
                        "rules": [r.as_dict() for r in alerts]})
     return groups

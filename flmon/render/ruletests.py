@@ -15,7 +15,7 @@ from typing import Any
 from flmon.alerts.spec import Alert, Case, Expect, TestCtx, duration_seconds, runbook_url
 from flmon.alerts.text import seconds_text
 from flmon.config import FlmonConfig
-from flmon.render.rules import alert_ctx, enabled_alerts
+from flmon.render.rules import alert_ctx, enabled_alerts, group_names
 
 _STEPS = (60, 30, 20, 15, 10, 5, 2, 1)
 
@@ -115,6 +115,9 @@ def rule_tests(cfg: FlmonConfig, rules_path: str = "../flmon-rules.yaml") -> dic
         out[alert.name] = {
             "rule_files": [rules_path],
             "evaluation_interval": seconds_text(step),
+            # Without an order promtool evaluates the groups in Go map order, so an alert
+            # reading a recorded series would lag one step now and then.
+            "group_eval_order": list(group_names(cfg)),
             "tests": [_test(alert, ctx.runbook_base, step, c) for c in cases],
         }
     return out

@@ -71,10 +71,17 @@ def test_alertmanager_delivers_readable_slack_messages(
                                          data=json.dumps(alerts).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=5).close()
-        # AlertManager reports the warnings as inhibited; then a sentinel posted after them
-        # arrives: had an inhibited alert been sent, it would have arrived before.
+        # AlertManager reports the warnings as inhibited. Each aggregation group flushes on
+        # its own timer, so every expected message is awaited before the sentinel is posted;
+        # the sentinel, arriving after them, shows that nothing else was on its way.
         assert wait_inhibited(base, "FLLowTrainingAccuracy")
         assert wait_inhibited(base, "FLNodeOffline")
+        for channel, name in (("#fl-critical", "FLModelAccuracyDropped"),
+                              ("#fl-critical", "FLSuperLinkDown"),
+                              ("#fl-security", "FLClientUpdateAnomaly"),
+                              ("#fl-alerts", "FLClientUpdateAnomaly")):
+            slack.wait_for(lambda m, c=channel, n=name: m.channel == c
+                           and f"] {n} (" in m.payload["attachments"][0]["title"], 30)
         request = urllib.request.Request(
             f"{base}/api/v2/alerts", data=json.dumps([sentinel("default")]).encode(),
             method="POST", headers={"Content-Type": "application/json"})

@@ -261,6 +261,8 @@ def test_the_superlink_killed_fires_superlink_down_and_back_resolves_it(stack: S
                   "annotations": {"summary": "A SuperNode is offline"}, "startsAt": now}
     stack.am.post_alerts([node_alert])
     assert set(wait_inhibited(stack.am.url, "FLNodeOffline")) == {down[0]["fingerprint"]}
+    # Each aggregation group flushes on its own timer: the page is awaited, then the sentinel.
+    stack.slack.wait_for(lambda m: not m.resolved and "] FLSuperLinkDown (" in _title(m), 30)
     messages = _flush_slack(stack)
     stack.am.post_alerts([{**node_alert, "endsAt": now}])
     titles = [title for title, resolved in _notified(messages) if not resolved]
