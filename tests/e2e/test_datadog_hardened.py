@@ -7,16 +7,20 @@ token. ``flmon render`` writes the check's instance from ``scrape.live.auth`` of
 ``flmon.yaml`` declaring that auth; ``datadog-checks-base``'s ``OpenMetricsBaseCheckV2`` runs
 on it: with the right secret it collects flmon's series and ``<ns>.openmetrics.health`` is
 OK, with a wrong password, a password file the Agent reads differently from Prometheus or a
-CA that did not sign the certificate it is CRITICAL.
+CA that did not sign the certificate it is CRITICAL. The Helm chart's check annotation for a
+hardened exporter (``exporter.webConfig``) runs the same way, its ``%%host%%`` and
+``ENC[k8s_secret@...]`` handles filled in as the Agent fills them.
 
 The rendered password is the Agent's secret handle ``ENC[file@<path>]``. The Agent resolves
 handles before it hands the instance to the check (the check never sees them), so the test
 does that step itself, in :func:`agent_resolved`, reading the file exactly as the Agent's
-``/readsecret_multiple_providers.sh`` (``file@`` provider) does.
+``/readsecret_multiple_providers.sh`` (``file@`` provider) does, and a ``k8s_secret@`` handle
+as the value of that key of the Secret (what its ``k8s_secret`` provider returns).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -45,6 +49,7 @@ OK, CRITICAL = 0, 2
 # --- the Agent's secret resolution ----------------------------------------------------
 
 _HANDLE = re.compile(r"^ENC\[file@(/[^\]]+)\]$")
+_K8S_HANDLE = re.compile(r"^ENC\[k8s_secret@([^/\]]+)/([^/\]]+)/([^/\]]+)\]$")
 _MAX_SECRET_FILE_SIZE = 8192  # the Agent's maxSecretFileSize
 
 
@@ -63,15 +68,21 @@ def _read_secret_file(path: str) -> str:
     return Path(path).read_bytes().decode()
 
 
-def agent_resolved(value: Any) -> Any:
-    """``value`` (a check instance) with each ``ENC[file@...]`` handle replaced, as the
-    Agent does with ``secret_backend_command: /readsecret_multiple_providers.sh``."""
+def agent_resolved(value: Any, secrets: dict[tuple[str, str], dict[str, str]] | None = None
+                   ) -> Any:
+    """``value`` (a check instance) with each ``ENC[...]`` handle replaced, as the Agent does
+    with ``secret_backend_command: /readsecret_multiple_providers.sh``: ``file@<path>`` by
+    the file, ``k8s_secret@<namespace>/<name>/<key>`` by that key of ``secrets[(namespace,
+    name)]`` (the Secret's decoded data, as the API server gives it to the Agent)."""
     if isinstance(value, dict):
-        return {k: agent_resolved(v) for k, v in value.items()}
+        return {k: agent_resolved(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [agent_resolved(v) for v in value]
+        return [agent_resolved(v, secrets) for v in value]
     if isinstance(value, str) and (match := _HANDLE.match(value)):
         return _read_secret_file(match.group(1))
+    if isinstance(value, str) and (match := _K8S_HANDLE.match(value)):
+        namespace, name, key = match.groups()
+        return (secrets or {})[(namespace, name)][key]
     return value
 
 
@@ -123,7 +134,8 @@ class Result:
     metrics: dict[str, list[Any]]
 
 
-def run_check(conf_text: str) -> Result:
+def run_check(conf_text: str, secrets: dict[tuple[str, str], dict[str, str]] | None = None
+              ) -> Result:
     """The Agent's OpenMetrics check on the one instance of ``conf_text``, once."""
     from datadog_checks.base import OpenMetricsBaseCheckV2
     from datadog_checks.base.stubs import aggregator
@@ -134,7 +146,7 @@ def run_check(conf_text: str) -> Result:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DDEV_SKIP_GENERIC_TAGS_CHECK", "1")
         check = OpenMetricsBaseCheckV2("openmetrics", conf["init_config"],
-                                       [agent_resolved(instance)])
+                                       [agent_resolved(instance, secrets)])
         error = check.run()
     health = [s.status for s in aggregator._service_checks[f"{NS}.openmetrics.health"]
               if f"endpoint:{instance['openmetrics_endpoint']}" in s.tags]
@@ -202,3 +214,53 @@ def test_the_check_is_critical_when_it_cannot_get_in(hardened: Hardened, case: s
     assert result.error != ""
     assert result.health == [CRITICAL]
     assert f"{NS}.fl_current_round" not in result.metrics
+
+
+# --- the Helm chart's annotation ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_for_another_name(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hardened]:
+    """The exporter on 127.0.0.1 with a certificate for 127.0.0.2 only: a check that does
+    not send the chart's serverName as its TLS name fails to verify it."""
+    workdir = tmp_path_factory.mktemp("dd-helm")
+    cert, key = self_signed(workdir, "127.0.0.2")
+    web_config = workdir / "web.yml"
+    web_config.write_text(yaml.safe_dump({
+        "tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
+        "basic_auth_users": {"datadog": bcrypt.hashpw(
+            PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}}))
+    metrics = FlmonMetrics(sides=("server",))
+    metrics.gauge("fl_current_round").set(5)
+    with start_exporter(0, registry=metrics.registry, web_config=str(web_config)) as exporter:
+        yield Hardened(exporter, cert, workdir / "unused", workdir)
+
+
+@pytest.mark.parametrize(("server_name", "password", "health"), [
+    ("127.0.0.2", PASSWORD, OK), ("127.0.0.2", "not-the-password", CRITICAL),
+    ("", PASSWORD, CRITICAL)])  # no serverName: the certificate is not for %%host%%
+def test_the_charts_annotation_reaches_the_hardened_exporter(
+        served_for_another_name: Hardened, server_name: str, password: str,
+        health: int) -> None:
+    from tests.helm.helmchart import NAMESPACE, manifests, one, render
+
+    h = served_for_another_name
+    values = yaml.safe_load((Path(__file__).resolve().parents[2] / "helm" / "flmon" / "ci"
+                             / "datadog-hardened-values.yaml").read_text())
+    values["exporter"]["port"] = h.exporter.port
+    values["exporter"]["webConfig"]["serverName"] = server_name
+    values["datadog"]["namespace"] = NS
+    values["datadog"]["exporterCaFile"] = str(h.ca)  # where the Agent has the CA mounted
+    superlink = one(manifests(render(values)), "Deployment", "flmon-superlink")
+    checks = json.loads(superlink["spec"]["template"]["metadata"]["annotations"][
+        "ad.datadoghq.com/superlink.checks"])["openmetrics"]
+    assert PASSWORD not in json.dumps(checks)
+    (instance,) = checks["instances"]
+    instance["openmetrics_endpoint"] = instance["openmetrics_endpoint"].replace(
+        "%%host%%", "127.0.0.1")  # the Agent's template variable: the pod's IP
+    secret = values["exporter"]["webConfig"]["existingSecret"]
+    conf = yaml.safe_dump({"init_config": checks["init_config"], "instances": [instance]})
+    result = run_check(conf, {(NAMESPACE, secret): {"username": "datadog",
+                                                    "password": password}})
+    assert result.health == [health]
+    assert (f"{NS}.fl_current_round" in result.metrics) is (health == OK)
