@@ -38,6 +38,7 @@ def _loc(loc: tuple[int | str, ...], message: str) -> tuple[str, str]:
 
 
 _SCRAPE_FIELD_RE = re.compile(r"^((?:live|pushgateway|watch)\.[a-z_]+): ")
+_ROOT_FIELD_RE = re.compile(r"^(datadog\.[a-z_]+): ")
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -56,6 +57,10 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "value_error" and loc[-1:] == ("scrape",) and scrape_field:
             out.append(_loc((*loc, *scrape_field.group(1).split(".")),
                             message[scrape_field.end():]))
+            continue
+        root_field = _ROOT_FIELD_RE.match(message)
+        if err["type"] == "value_error" and loc == () and root_field:
+            out.append(_loc(tuple(root_field.group(1).split(".")), message[root_field.end():]))
             continue
         if err["type"] == "value_error" and message.split(".")[0] in ALERT_NAMES:
             sub, _, text = message.partition(": ")

@@ -13,7 +13,7 @@ from typing import Any
 
 from flmon import alerts
 from flmon.alerts.spec import Monitor, dd_name
-from flmon.config import FlmonConfig
+from flmon.config import FlmonConfig, ScrapeAuth
 from flmon.render.rules import (
     AlertRule,
     alert_ctx,
@@ -194,14 +194,63 @@ def dashboard(cfg: FlmonConfig) -> dict[str, Any]:
     }
 
 
+def secret_handle(path: str) -> str:
+    """The Agent's secret handle of a file: ``ENC[file@<path>]``.
+
+    The Agent resolves it when it loads the check, with the helper its images ship
+    (``secret_backend_command: /readsecret_multiple_providers.sh``), so the rendered file
+    names the secret's file and never holds the secret.
+    """
+    return f"ENC[file@{path}]"
+
+
+def check_auth(auth: ScrapeAuth) -> dict[str, Any]:
+    """The TLS and authentication options of an OpenMetrics check instance that reach a
+    target the way Prometheus' scrape of it does (``ScrapeAuth.scrape_fields``).
+
+    The names are those of the Agent's HTTP wrapper (``datadog_checks.base.utils.http``):
+    ``tls_verify``/``tls_ca_cert``/``tls_cert``/``tls_private_key``, ``username`` and
+    ``password`` (a secret handle of ``password_file``), and for a bearer token
+    ``auth_token`` with a ``file`` reader and an ``Authorization`` header writer. Empty for
+    plain HTTP.
+    """
+    options: dict[str, Any] = {}
+    if auth.scheme == "https":
+        options["tls_verify"] = True
+        if auth.ca_file is not None:
+            options["tls_ca_cert"] = auth.ca_file
+        if auth.cert_file is not None and auth.key_file is not None:
+            options["tls_cert"] = auth.cert_file
+            options["tls_private_key"] = auth.key_file
+    if auth.username is not None and auth.password_file is not None:
+        options["auth_type"] = "basic"
+        options["username"] = auth.username
+        options["password"] = secret_handle(auth.password_file)
+    if auth.bearer_token_file is not None:
+        options["auth_token"] = {
+            "reader": {"type": "file", "path": auth.bearer_token_file},
+            "writer": {"type": "header", "name": "Authorization", "value": "Bearer <TOKEN>"},
+        }
+    return options
+
+
 def render_datadog(cfg: FlmonConfig) -> dict[str, str]:
     """``{relative path: text}`` of the Datadog outputs."""
+    sc = cfg.scrape
+    auths = {"live": check_auth(sc.live.auth), "pushgateway": check_auth(sc.pushgateway.auth),
+             "watch": check_auth(sc.watch.auth)}
+    used = [] if cfg.datadog.dogstatsd else [auths["live"]]
+    if sc.pushgateway.enabled:
+        used.append(auths["pushgateway"])
+    if sc.watch.enabled:
+        used.append(auths["watch"])
     out = {
         "datadog/conf.yaml": render_template(
             "datadog/conf.yaml", federation=cfg.federation.name,
-            endpoint=cfg.datadog.openmetrics_endpoint, namespace=cfg.datadog.namespace,
+            endpoint=cfg.datadog_live_endpoint, namespace=cfg.datadog.namespace,
             live=not cfg.datadog.dogstatsd, watch_endpoints=dd_watch_endpoints(cfg),
-            pushgateway=dd_pushgateway_endpoint(cfg),
+            pushgateway=dd_pushgateway_endpoint(cfg), auth=auths,
+            secrets=any("password" in a for a in used),
             tags=sorted({f"federation:{cfg.federation.name}", *cfg.datadog.tags})),
         "datadog/dashboard.json": dump_json(dashboard(cfg)),
     }

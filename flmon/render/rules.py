@@ -92,7 +92,7 @@ def alert_ctx(cfg: FlmonConfig, alert: Alert) -> Ctx:
         stale_after=cfg.lifecycle.stale_after, severity=settings.severity, team=settings.team,
         for_=settings.for_, threshold_value=settings.threshold, window_value=settings.window,
         runbook_base=cfg.prometheus.runbook_url, dd_namespace=cfg.datadog.namespace,
-        dd_live_endpoint=None if cfg.datadog.dogstatsd else cfg.datadog.openmetrics_endpoint,
+        dd_live_endpoint=None if cfg.datadog.dogstatsd else cfg.datadog_live_endpoint,
         dd_watch_endpoints=dd_watch_endpoints(cfg),
         dd_pushgateway_endpoint=dd_pushgateway_endpoint(cfg))
 

@@ -45,11 +45,23 @@ __all__ = [
 ]
 
 
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+"""Linux: set the receive buffer past ``net.core.rmem_max`` (needs CAP_NET_ADMIN)."""
+RECEIVE_BUFFER = 16 * 1024 * 1024
+
+
 class UdpReceiver:
     """Collect every datagram sent to ``127.0.0.1:port``."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # The kernel drops datagrams that do not fit the receive buffer (the default holds
+        # about a hundred small ones) while this thread waits for the CPU on a busy machine:
+        # a large buffer, past rmem_max where allowed, so what was sent is what is read.
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.sock.bind((LOOPBACK, 0))
         self.sock.settimeout(0.05)
         self.port = int(self.sock.getsockname()[1])

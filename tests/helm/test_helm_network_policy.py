@@ -85,3 +85,38 @@ def test_prometheus_selector_and_extra_peers_follow_values() -> None:
 def test_network_policies_can_be_switched_off() -> None:
     assert not by_kind(manifests(render({"networkPolicy": {"enabled": False}})),
                        "NetworkPolicy")
+
+
+# The label the official Datadog Helm chart gives its node Agent pods
+# (DataDog/helm-charts, charts/datadog/templates/daemonset.yaml), in its namespace.
+DATADOG_AGENT_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "datadog"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "agent"}}}
+
+
+def _metrics_peers(objects: list[dict[str, Any]], name: str) -> list[Any]:
+    [peers] = _rules_by_port(one(objects, "NetworkPolicy", name))["metrics"]
+    return peers  # type: ignore[no-any-return]
+
+
+def test_the_datadog_agent_reaches_the_metrics_ports_only_with_datadog() -> None:
+    plain = manifests(render())
+    assert _metrics_peers(plain, "flmon-superlink") == [PROMETHEUS_PEER]
+    assert _metrics_peers(plain, "flmon-watch") == [PROMETHEUS_PEER]
+    objects = manifests(render({"datadog": {"enabled": True}}))
+    for name in ("flmon-superlink", "flmon-watch"):
+        assert _metrics_peers(objects, name) == [PROMETHEUS_PEER, DATADOG_AGENT_PEER], name
+    [pushgateway] = _rules_by_port(one(objects, "NetworkPolicy", "flmon-pushgateway"))["http"]
+    assert DATADOG_AGENT_PEER not in pushgateway  # its series are not the check's
+    # DogStatsD leaves the ServerApp: nothing comes in, so only the watch admits the Agent.
+    dogstatsd = manifests(render({"datadog": {"enabled": True, "dogstatsd": True}}))
+    assert _metrics_peers(dogstatsd, "flmon-superlink") == [PROMETHEUS_PEER]
+    assert _metrics_peers(dogstatsd, "flmon-watch") == [PROMETHEUS_PEER, DATADOG_AGENT_PEER]
+
+
+def test_the_datadog_agent_peer_follows_values() -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"team": "observability"}},
+            "podSelector": {"matchLabels": {"app": "datadog-agent"}}}
+    objects = manifests(render({"datadog": {"enabled": True},
+                                "networkPolicy": {"datadogAgent": peer}}))
+    assert _metrics_peers(objects, "flmon-watch") == [PROMETHEUS_PEER, peer]

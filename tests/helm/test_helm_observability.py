@@ -389,6 +389,58 @@ def test_datadog_dogstatsd_replaces_the_check_on_the_exporter() -> None:
         "annotations"]
 
 
+def _exporter_check(values: dict[str, Any]) -> dict[str, Any]:
+    superlink = one(manifests(render(values)), "Deployment", "flmon-superlink")
+    checks = json.loads(superlink["spec"]["template"]["metadata"]["annotations"][
+        "ad.datadoghq.com/superlink.checks"])
+    [instance] = checks["openmetrics"]["instances"]
+    return instance  # type: ignore[no-any-return]
+
+
+def test_datadog_check_reaches_the_hardened_exporter_as_the_service_monitor_does() -> None:
+    values = yaml.safe_load((CHART / "ci" / "datadog-hardened-values.yaml").read_text())
+    instance = _exporter_check(values)
+    assert instance["openmetrics_endpoint"] == "https://%%host%%:9464/metrics"
+    secret = "flmon-exporter-web"
+    assert {k: v for k, v in instance.items() if k not in (
+        "openmetrics_endpoint", "namespace", "metrics", "exclude_metrics", "tags")} == {
+        "tls_verify": True, "tls_ca_cert": "/etc/flmon-exporter/ca.crt",
+        "headers": {"Host": "flmon-serverapp-metrics"}, "tls_use_host_header": True,
+        "auth_type": "basic",
+        # The Agent's secret handles of the keys the ServiceMonitor reads (release namespace).
+        "username": f"ENC[k8s_secret@{NAMESPACE}/{secret}/username]",
+        "password": f"ENC[k8s_secret@{NAMESPACE}/{secret}/password]"}
+    monitor = one(manifests(render(values)), "ServiceMonitor", "flmon-serverapp-metrics")
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["serverName"] == instance["headers"]["Host"]
+    assert {endpoint["basicAuth"][k]["key"] for k in ("username", "password")} == {
+        "username", "password"}
+    assert {endpoint["basicAuth"][k]["name"] for k in ("username", "password")} == {secret}
+
+
+def test_datadog_check_of_a_basic_auth_only_exporter_stays_http() -> None:
+    instance = _exporter_check({"datadog": {"enabled": True}, "exporter": {"webConfig": {
+        "existingSecret": "web", "scheme": "http", "basicAuth": True}}})
+    assert instance["openmetrics_endpoint"] == "http://%%host%%:9464/metrics"
+    assert instance["password"] == f"ENC[k8s_secret@{NAMESPACE}/web/password]"
+    assert not [k for k in instance if k.startswith("tls_")]
+
+
+def test_datadog_check_of_a_tls_exporter_needs_the_ca_in_the_agent() -> None:
+    values: dict[str, Any] = {"datadog": {"enabled": True}, "exporter": {"webConfig": {
+        "existingSecret": "web", "scheme": "https"}}}
+    with pytest.raises(helm_python.HelmRenderError) as excinfo:
+        render(values)
+    message = str(excinfo.value)
+    assert "datadog.exporterCaFile: the exporter serves https" in message
+    assert "datadog.dogstatsd: true" in message
+    values["datadog"]["dogstatsd"] = True  # the series go out by DogStatsD: no check, no CA
+    superlink = one(manifests(render(values)), "Deployment", "flmon-superlink")
+    assert "ad.datadoghq.com/superlink.checks" not in superlink["spec"]["template"][
+        "metadata"]["annotations"]
+
+
 def test_datadog_off_by_default() -> None:
     text = "\n".join(render().values())
     assert "ad.datadoghq.com" not in text

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from flmon.config import ConfigError, parse_config
+from flmon.render.datadog import render_datadog
 from flmon.render.prometheus import prometheus_yml
 
 
@@ -51,3 +53,43 @@ def test_bearer_token_by_file_with_mutual_tls() -> None:
     assert 'scheme: "https"' in text
     assert "tls_config: {ca_file: /etc/ca.pem, cert_file: /etc/c.pem, key_file: /etc/k.pem}" in text
     assert "authorization: {credentials_file: /run/secrets/token, type: Bearer}" in text
+
+
+# -- the Datadog check of the same targets ---------------------------------------------
+def _dd_instances(data: dict[str, Any]) -> list[dict[str, Any]]:
+    conf = yaml.safe_load(render_datadog(parse_config(data))["datadog/conf.yaml"])
+    return conf["instances"]  # type: ignore[no-any-return]
+
+
+def test_the_datadog_check_gets_each_targets_tls_and_credentials_as_files() -> None:
+    data = _config({"scheme": "https", "ca_file": "/etc/ca.pem", "cert_file": "/etc/c.pem",
+                    "key_file": "/etc/k.pem", "username": "dd",
+                    "password_file": "/run/secrets/pw"})
+    data["scrape"]["watch"] = {"auth": {"bearer_token_file": "/run/secrets/token"}}
+    live, pushgateway, watch = _dd_instances(data)
+    assert live["openmetrics_endpoint"] == "https://127.0.0.1:9464/metrics"  # derived
+    assert {k: v for k, v in live.items() if k.startswith(("tls_", "auth", "user", "pass"))
+            } == {"tls_verify": True, "tls_ca_cert": "/etc/ca.pem", "tls_cert": "/etc/c.pem",
+                  "tls_private_key": "/etc/k.pem", "auth_type": "basic", "username": "dd",
+                  "password": "ENC[file@/run/secrets/pw]"}
+    assert watch["openmetrics_endpoint"] == "http://127.0.0.1:9463/metrics"
+    assert watch["auth_token"] == {
+        "reader": {"type": "file", "path": "/run/secrets/token"},
+        "writer": {"type": "header", "name": "Authorization", "value": "Bearer <TOKEN>"}}
+    assert not {k for k in pushgateway if k.startswith(("tls_", "auth", "user", "pass"))}
+
+
+def test_a_datadog_endpoint_of_the_other_scheme_is_refused_naming_it() -> None:
+    data = _config({"scheme": "https", "ca_file": "/etc/ca.pem"})
+    data["datadog"] = {"openmetrics_endpoint": "http://10.0.0.5:9464/metrics"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    assert dict(err.value.problems) == {"datadog.openmetrics_endpoint": (
+        "must start with https://, as scrape.live.auth.scheme is https (the Agent's check of "
+        "the live exporter takes the TLS and credentials of scrape.live.auth)")}
+    data["datadog"]["openmetrics_endpoint"] = "https://10.0.0.5:9464/metrics"
+    (live, *_) = _dd_instances(data)
+    assert live["openmetrics_endpoint"] == "https://10.0.0.5:9464/metrics"
+    data["datadog"] = {"openmetrics_endpoint": "http://10.0.0.5:9464/metrics",
+                       "dogstatsd": True}  # no live instance: nothing to check
+    assert parse_config(data).datadog.dogstatsd

@@ -251,3 +251,47 @@ def test_statistics_start_at_three_clients() -> None:
 def test_fractional_weights_have_shares() -> None:
     stats = round_stats({1: np.ones(2), 2: np.ones(2)}, weights={1: 0.2, 2: 0.3})
     assert stats[1].weight_share == pytest.approx(0.4)
+
+
+def _rounding_past_one(seed: int) -> bool:
+    """Whether round_stats' own arithmetic puts x's cosine with itself above 1."""
+    x = np.random.default_rng(seed).normal(size=7)
+    matrix = np.stack([x, x, -x])
+    norms = np.linalg.norm(matrix, axis=1)
+    return bool(float((matrix @ x)[0]) / (float(norms[0]) * float(np.linalg.norm(x))) > 1.0)
+
+
+def test_cosines_stay_in_minus_one_to_one_where_rounding_would_leave_them() -> None:
+    # Some vectors give dot(x, x) / (|x| |x|) = 1 + 2**-52 (and -1 - 2**-52 for -x) in
+    # floating point; which ones depends on the BLAS, so one is searched for.
+    seed = next((s for s in range(500) if _rounding_past_one(s)), None)
+    assert seed is not None
+    x = np.random.default_rng(seed).normal(size=7)
+    stats = round_stats({1: x, 2: x, 3: -x})
+    assert [stats[i].cosine for i in (1, 2, 3)] == [1.0, 1.0, -1.0]
+
+
+def test_a_cosine_that_is_not_a_number_is_reported_as_zero() -> None:
+    # Norms that overflow give inf / inf: the indicator says "no direction", never NaN.
+    huge = np.full(4, 1e300)
+    stats = round_stats({1: huge, 2: huge, 3: huge})
+    assert [stats[i].cosine for i in (1, 2, 3)] == [0.0, 0.0, 0.0]
+
+
+def test_every_chunk_is_checked_for_non_finite_values() -> None:
+    values = np.ones(40)
+    values[-1] = np.nan  # past the first two chunks
+    assert all_finite([values], chunk=4) is False
+    assert all_finite([np.ones(40)], chunk=4) is True
+
+
+def test_a_non_finite_update_names_its_array() -> None:
+    good, bad = np.zeros(3, dtype=np.float32), np.array([0.0, np.inf, 0.0], dtype=np.float32)
+    with pytest.raises(MalformedUpdateError, match=r"^array 1: non-finite values$"):
+        summarize_update([good, bad], [good, good])
+
+
+def test_positions_for_another_number_of_arrays_are_refused() -> None:
+    arrays = [np.zeros(3, dtype=np.float32)] * 2
+    with pytest.raises(ValueError, match=r"^positions must have one entry per array$"):
+        summarize_update(arrays, arrays, positions=[np.array([0])])

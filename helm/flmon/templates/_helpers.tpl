@@ -263,6 +263,49 @@ A NetworkPolicy peer list admitting Prometheus (networkPolicy.prometheus).
 {{- end }}
 
 {{/*
+A NetworkPolicy peer list admitting the Datadog node Agent (networkPolicy.datadogAgent).
+*/}}
+{{- define "flmon.networkPolicy.datadogAgentPeer" -}}
+{{- $peer := .Values.networkPolicy.datadogAgent }}
+- namespaceSelector:
+    {{- $peer.namespaceSelector | default (dict "matchLabels" (dict "kubernetes.io/metadata.name" "datadog")) | toYaml | nindent 4 }}
+  podSelector:
+    {{- $peer.podSelector | default (dict "matchLabels" (dict "app.kubernetes.io/component" "agent")) | toYaml | nindent 4 }}
+{{- end }}
+
+{{/*
+The Datadog OpenMetrics check instance of the ServerApp's live exporter, as JSON: the TLS
+and basic auth of exporter.webConfig, as Prometheus' ServiceMonitor has them. The CA is a
+file in the Agent's containers (datadog.exporterCaFile); the credentials are the Agent's
+secret handles of the webConfig Secret's keys (resolved by its secret backend), never values.
+*/}}
+{{- define "flmon.datadog.exporterInstance" -}}
+{{- $wc := .Values.exporter.webConfig }}
+{{- $scheme := "http" }}
+{{- if $wc.existingSecret }}{{ $scheme = $wc.scheme }}{{ end }}
+{{- $instance := dict "openmetrics_endpoint" (printf "%s://%%%%host%%%%:%d%s" $scheme (int .Values.exporter.port) .Values.exporter.path) "namespace" .Values.datadog.namespace "metrics" .Values.datadog.metrics "exclude_metrics" (list "_created$") "tags" (concat (list (printf "federation:%s" .Values.federation.name)) .Values.datadog.tags) }}
+{{- if $wc.existingSecret }}
+{{- if eq $wc.scheme "https" }}
+{{- if not .Values.datadog.exporterCaFile }}
+{{- fail (printf "datadog.exporterCaFile: the exporter serves https (exporter.webConfig.scheme), so the Datadog Agent's check needs its CA: mount ca.crt of Secret %s into the node Agent (Datadog chart: agents.volumes, agents.volumeMounts) and set datadog.exporterCaFile to its path, or send the run's series by DogStatsD instead (datadog.dogstatsd: true)" $wc.existingSecret) }}
+{{- end }}
+{{- $_ := set $instance "tls_verify" true }}
+{{- $_ := set $instance "tls_ca_cert" .Values.datadog.exporterCaFile }}
+{{- with $wc.serverName }}
+{{- $_ := set $instance "headers" (dict "Host" .) }}
+{{- $_ := set $instance "tls_use_host_header" true }}
+{{- end }}
+{{- end }}
+{{- if $wc.basicAuth }}
+{{- $_ := set $instance "auth_type" "basic" }}
+{{- $_ := set $instance "username" (printf "ENC[k8s_secret@%s/%s/username]" .Release.Namespace $wc.existingSecret) }}
+{{- $_ := set $instance "password" (printf "ENC[k8s_secret@%s/%s/password]" .Release.Namespace $wc.existingSecret) }}
+{{- end }}
+{{- end }}
+{{- toJson $instance }}
+{{- end }}
+
+{{/*
 AlertManager matcher strings (`name="value"`, `name=~"re"`...) as AlertmanagerConfig matcher
 objects. Call with a list of strings.
 */}}
