@@ -148,6 +148,8 @@ def row(module: Module, s: Score | None) -> str:
         scope += " (" + ", ".join(_shown(f) for f in module.functions) + ")"
     if s is None:
         return f"| {scope} | measured separately | | | | |"
+    if s.mutants == 0:  # pydantic models and decorated validators only
+        return f"| {scope} | 0 | | | | nothing mutmut mutates |"
     return (f"| {scope} | {s.mutants} | {s.killed + s.timeout} | {s.survived} | "
             f"{s.not_run} | {s.percent:.1f} % |")
 

@@ -86,3 +86,13 @@ def test_mutants_of_code_run_at_import_count_as_not_run(tmp_path: Path) -> None:
         f"{dotted}.x_matching__mutmut_1": 0, f"{dotted}.x__alert_field__mutmut_2": 1,
         f"{dotted}.x_load_config__mutmut_1": 1, f"{dotted}.x_load_config__mutmut_2": 0})
     assert mutation.score(config, tmp_path) == mutation.Score(4, 1, 0, 1, 2)
+
+
+def test_a_file_with_nothing_to_mutate_says_so_not_zero_percent(tmp_path: Path) -> None:
+    mutants = tmp_path / "mutants"
+    schema = next(m for m in mutation.BY_KEY["config"] if m.path == "flmon/config/schema.py")
+    _meta(mutants, schema.path, {})
+    found = mutation.score(schema, mutants)
+    assert found == mutation.Score(0, 0, 0, 0, 0)
+    assert mutation.row(schema, found) == (
+        "| `flmon/config/schema.py` | 0 | | | | nothing mutmut mutates |")
