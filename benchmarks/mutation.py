@@ -11,7 +11,8 @@ are left as they are, so modules can be measured one at a time::
     python -m benchmarks.mutation --report-only      # rewrite the table from mutants/
 
 The score is (killed + timed out) / mutants; a mutant that no fast test reaches counts
-as a survivor. Not part of ``make test``: a full run takes tens of minutes.
+as a survivor. Not part of ``make test``: a run of every module takes hours (the rule
+builders are reached by the promtool cases); see docs/testing.md.
 """
 
 from __future__ import annotations
