@@ -36,7 +36,7 @@ class FlmonConfig(StrictModel):
         live = self.scrape.live
         if "openmetrics_endpoint" in self.datadog.model_fields_set or not live.enabled:
             return self.datadog.openmetrics_endpoint
-        return f"{live.auth.scheme}://{live.targets[0]}/metrics"
+        return live.auth.metrics_url(live.targets[0])
 
     @model_validator(mode="after")
     def _datadog_reaches_the_live_exporter(self) -> FlmonConfig:

@@ -58,6 +58,11 @@ class ScrapeAuth(StrictModel):
             raise ValueError("ca_file and cert_file need scheme: https")
         return self
 
+    def metrics_url(self, target: str) -> str:
+        """``target``'s ``/metrics`` URL with this scheme (how a checker other than
+        Prometheus, such as the Datadog Agent, names the same endpoint)."""
+        return f"{self.scheme}://{target}/metrics"
+
     def scrape_fields(self) -> dict[str, Any]:
         """The job-level keys of a Prometheus scrape config (empty for plain HTTP)."""
         fields: dict[str, Any] = {}

@@ -100,7 +100,7 @@ def alert_ctx(cfg: FlmonConfig, alert: Alert) -> Ctx:
 def dd_pushgateway_endpoint(cfg: FlmonConfig) -> str | None:
     """The Pushgateway's endpoint in the Datadog Agent's check (``None`` without it)."""
     pg = cfg.scrape.pushgateway
-    return f"{pg.auth.scheme}://{pg.targets[0]}/metrics" if pg.enabled else None
+    return pg.auth.metrics_url(pg.targets[0]) if pg.enabled else None
 
 
 def dd_watch_endpoints(cfg: FlmonConfig) -> tuple[str, ...]:
@@ -108,7 +108,7 @@ def dd_watch_endpoints(cfg: FlmonConfig) -> tuple[str, ...]:
     watch = cfg.scrape.watch
     if not watch.enabled:
         return ()
-    return tuple(f"{watch.auth.scheme}://{target}/metrics" for target in watch.targets)
+    return tuple(watch.auth.metrics_url(target) for target in watch.targets)
 
 
 def selector(cfg: FlmonConfig, extra: str = "") -> str:
