@@ -274,6 +274,15 @@ A NetworkPolicy peer list admitting the Datadog node Agent (networkPolicy.datado
 {{- end }}
 
 {{/*
+A Datadog OpenMetrics check instance of flmon's series at an endpoint, as JSON (call with
+dict "ctx" . "endpoint" URL): the namespace, metrics, `_created` exclusion and tags.
+*/}}
+{{- define "flmon.datadog.instance" -}}
+{{- $v := .ctx.Values }}
+{{- toJson (dict "openmetrics_endpoint" .endpoint "namespace" $v.datadog.namespace "metrics" $v.datadog.metrics "exclude_metrics" (list "_created$") "tags" (concat (list (printf "federation:%s" $v.federation.name)) $v.datadog.tags)) }}
+{{- end }}
+
+{{/*
 The Datadog OpenMetrics check instance of the ServerApp's live exporter, as JSON: the TLS
 and basic auth of exporter.webConfig, as Prometheus' ServiceMonitor has them. The CA is a
 file in the Agent's containers (datadog.exporterCaFile); the credentials are the Agent's
@@ -283,7 +292,7 @@ secret handles of the webConfig Secret's keys (resolved by its secret backend), 
 {{- $wc := .Values.exporter.webConfig }}
 {{- $scheme := "http" }}
 {{- if $wc.existingSecret }}{{ $scheme = $wc.scheme }}{{ end }}
-{{- $instance := dict "openmetrics_endpoint" (printf "%s://%%%%host%%%%:%d%s" $scheme (int .Values.exporter.port) .Values.exporter.path) "namespace" .Values.datadog.namespace "metrics" .Values.datadog.metrics "exclude_metrics" (list "_created$") "tags" (concat (list (printf "federation:%s" .Values.federation.name)) .Values.datadog.tags) }}
+{{- $instance := include "flmon.datadog.instance" (dict "ctx" . "endpoint" (printf "%s://%%%%host%%%%:%d%s" $scheme (int .Values.exporter.port) .Values.exporter.path)) | fromJson }}
 {{- if $wc.existingSecret }}
 {{- if eq $wc.scheme "https" }}
 {{- if not .Values.datadog.exporterCaFile }}
